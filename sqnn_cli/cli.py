@@ -1,0 +1,369 @@
+"""The `sqnn` command line: one thin function per command.
+
+Each command reads its inputs, calls the core, hands results to :mod:`report` and maps
+the outcome to an exit code: 0 ok, 1 a gate was breached, 2 bad usage or bad input,
+3 internal error.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__, pipeline, report
+from .bundle import fresh_bundle_path, load_bundle, save_bundle
+from .data import parse_bins, read_table, resolve_roles, write_table
+from .errors import InputError
+from .estimator import SQNNClassifier
+from .gates import Gate, check_gates
+
+EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+app = typer.Typer(
+    name="sqnn",
+    help=(
+        "Train and audit fair classifiers on tabular CSVs with a stochastically quantized "
+        "neural network whose binary layer is trained to carry no information about a "
+        "sensitive attribute.\n\n"
+        "Exit codes: 0 ok, 1 a fairness/quality gate was breached, 2 bad usage or input, "
+        "3 internal error."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Human output goes to stderr so that stdout carries JSON (or nothing) for pipelines.
+err = Console(stderr=True)
+
+
+def _command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the core's exceptions into one line on stderr and the documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except InputError as exc:
+            report.error(err, str(exc))
+            raise typer.Exit(EXIT_INPUT) from None
+        except KeyboardInterrupt:
+            report.error(err, "interrupted; nothing was written")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if os.environ.get("SQNN_DEBUG"):
+                raise
+            report.error(err, f"internal error: {type(exc).__name__}: {exc} (rerun with SQNN_DEBUG=1 for a traceback)")
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sqnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", help="Show the version and exit.", callback=_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Fair classifiers with stochastically quantized neural networks."""
+
+
+class StraightThrough(str, enum.Enum):
+    sigmoid = "sigmoid"
+    identity = "identity"
+
+
+class Device(str, enum.Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+# -- shared options -------------------------------------------------------------------
+DataArg = Annotated[Path, typer.Argument(help="CSV file with a header row (.csv or .csv.gz).", show_default=False)]
+ModelArg = Annotated[Path, typer.Argument(help="Model bundle directory written by `sqnn train`.", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
+ThresholdOpt = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Score at or above which a row is predicted positive.")
+]
+SamplesOpt = Annotated[
+    Optional[int], typer.Option("--samples", min=1, help="Code draws averaged per score \\[default: the model's].")
+]
+MinGroupOpt = Annotated[
+    int, typer.Option(min=1, help="Groups with fewer rows are listed but left out of the across-group maxima.")
+]
+DropMissingOpt = Annotated[
+    bool, typer.Option("--drop-missing", help="Leave out rows with a missing target or sensitive value (and report how many).")
+]
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        widths = (0,)
+    if any(w <= 0 for w in widths):
+        raise InputError(f"--hidden expects positive layer widths separated by commas, e.g. 64,64; got '{text}'")
+    return widths
+
+
+# -- train ----------------------------------------------------------------------------
+@app.command()
+@_command
+def train(
+    data: DataArg,
+    sensitive: Annotated[
+        list[str],
+        typer.Option("--sensitive", "-s", help="Sensitive column; repeat it to form intersectional groups.", show_default=False),
+    ],
+    target: Annotated[
+        Optional[str], typer.Option("--target", "-t", help="Target column \\[default: the last column].", show_default=False)
+    ] = None,
+    positive: Annotated[
+        Optional[str], typer.Option(help="Target value that is the positive class (needed unless 0/1, boolean or two-valued).", show_default=False)
+    ] = None,
+    drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore; repeatable.", show_default=False)] = None,
+    sensitive_bins: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Group a numeric sensitive column by cut points, e.g. age=25,65; repeatable.", show_default=False),
+    ] = None,
+    sensitive_as_feature: Annotated[bool, typer.Option("--sensitive-as-feature", help="Also give the sensitive columns to the model as inputs.")] = False,
+    drop_missing: DropMissingOpt = False,
+    gamma: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of I(T;S) in the loss; 0 ignores fairness.")] = 0.2,
+    hidden: Annotated[str, typer.Option(help="Widths of the feature layers before the binary layer.")] = "64,64",
+    code_size: Annotated[int, typer.Option(min=1, help="Number of stochastic binary neurons.")] = 32,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (positive).")] = 1e-3,
+    temperature: Annotated[float, typer.Option(help="theta = sigmoid(temperature * a) (positive).")] = 1.0,
+    straight_through: Annotated[
+        StraightThrough, typer.Option(help="Gradient surrogate for the sampled bits.")
+    ] = StraightThrough.sigmoid,
+    samples: Annotated[int, typer.Option(min=1, help="Code draws averaged per score.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seeds initialisation, shuffling, sampling and scoring.")] = 0,
+    device: Annotated[Device, typer.Option(help="Where to train; auto takes a GPU when there is one.")] = Device.auto,
+    test_size: Annotated[
+        Optional[float],
+        typer.Option(help="Hold out this fraction (stratified) and report its metrics.", show_default=False),
+    ] = None,
+    threshold: ThresholdOpt = 0.5,
+    min_group_size: MinGroupOpt = 30,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Bundle directory to write \\[default: DATA-model].", show_default=False)
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle directory.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Train a fair classifier on a CSV and save it as a model bundle.
+
+    The loss is gamma * I(T;S) + (1 - gamma) * BCE, with I(T;S) the information (in bits) the stochastic binary layer carries about the sensitive attribute.
+
+    [bold]Examples[/]
+
+      sqnn train sample_data/compas.csv --sensitive race --gamma 0.2
+
+      sqnn train adult.csv.gz -t income -s sex --gamma 0.5 --test-size 0.3 --out adult-model/
+    """
+    frame = read_table(data)
+    roles = resolve_roles(
+        frame,
+        target=target,
+        sensitive=sensitive,
+        positive=positive,
+        drop=drop or (),
+        sensitive_bins=parse_bins(sensitive_bins or ()),
+        sensitive_as_feature=sensitive_as_feature,
+    )
+    where = "the last column; choose with --target" if target is None else "--target"
+    report.info(err, f"target: '{roles.target}' ({where}), positive class {roles.positive_label!r}")
+    bundle_dir = out if out is not None else fresh_bundle_path(data)
+    if out is None:
+        report.info(err, f"the model will be written to {bundle_dir}/ (choose with --out)")
+    if bundle_dir.exists() and not overwrite:
+        raise InputError(f"output directory '{bundle_dir}' already exists; pass --overwrite to replace it")
+
+    estimator = SQNNClassifier(
+        gamma=gamma,
+        hidden=_parse_hidden(hidden),
+        code_size=code_size,
+        temperature=temperature,
+        straight_through=straight_through.value,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        n_samples=samples,
+        random_state=seed,
+        device=device.value,
+    )
+    with report.training_progress(err, epochs) as on_epoch:
+        outcome = pipeline.train(
+            frame,
+            roles,
+            estimator,
+            drop_missing=drop_missing,
+            test_size=test_size,
+            threshold=threshold,
+            min_group_size=min_group_size,
+            epoch_callback=on_epoch,
+        )
+    options = {
+        "target": target, "sensitive": sensitive, "positive": positive, "drop": drop or [],
+        "sensitive_bins": sensitive_bins or [], "sensitive_as_feature": sensitive_as_feature,
+        "drop_missing": drop_missing, "gamma": gamma, "hidden": hidden, "code_size": code_size,
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "temperature": temperature,
+        "straight_through": straight_through.value, "samples": samples, "seed": seed, "device": device.value,
+        "test_size": test_size, "threshold": threshold, "min_group_size": min_group_size,
+    }  # fmt: skip
+    meta = pipeline.training_meta(outcome, data_path=data, options=options)
+    saved = save_bundle(bundle_dir, estimator=estimator, encoder=outcome.encoder, meta=meta, overwrite=overwrite)
+
+    if outcome.rows_dropped:
+        report.warn(err, f"{outcome.rows_dropped} row(s) with a missing target or sensitive value were left out")
+    last = outcome.estimator.history_[-1]
+    report.info(
+        err,
+        f"trained on {outcome.rows_trained} rows in {outcome.seconds:.1f} s: final loss {last['loss']:.4f}, "
+        f"BCE {last['bce']:.4f}, MI {last['mi']:.4f} bits; model saved to {saved}/",
+    )
+    if outcome.test is not None:
+        for note in report.encoding_notes(outcome.test.encoding) + report.evaluation_notes(outcome.test.result, min_group_size):
+            report.warn(err, note)
+        if not json_output:
+            report.render_evaluation(err, outcome.test.result, title=f"held-out split ({test_size:g})")
+    if json_output:
+        summary = {
+            "model": str(saved),
+            "rows_trained": outcome.rows_trained,
+            "rows_dropped_missing": outcome.rows_dropped,
+            "training_seconds": outcome.seconds,
+            "final_epoch": last,
+            "test_metrics": outcome.test.result.to_dict() if outcome.test else None,
+        }
+        typer.echo(report.to_json(summary))
+
+
+# -- evaluate -------------------------------------------------------------------------
+@app.command()
+@_command
+def evaluate(
+    model: ModelArg,
+    data: DataArg,
+    json_output: JsonOpt = False,
+    threshold: ThresholdOpt = 0.5,
+    samples: SamplesOpt = None,
+    min_group_size: MinGroupOpt = 30,
+    drop_missing: DropMissingOpt = False,
+    max_gpa: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if GPA is above this.", show_default=False)] = None,
+    max_audc: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if AUDC is above this.", show_default=False)] = None,
+    max_dp: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the DP difference is above this.", show_default=False)] = None,
+    min_auc: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if AUC is below this.", show_default=False)] = None,
+) -> None:
+    """Score a labelled CSV with a trained model: accuracy, fairness and per-group metrics.
+
+    Column roles (target, sensitive columns, features) come from the model bundle. A gate whose metric cannot be estimated fails; it never passes silently.
+
+    [bold]Examples[/]
+
+      sqnn evaluate compas-model/ sample_data/compas.csv
+
+      sqnn evaluate compas-model/ test.csv --json --max-gpa 0.1 --min-auc 0.7
+    """
+    bundle = load_bundle(model)
+    evaluation = pipeline.evaluate(
+        bundle,
+        read_table(data),
+        threshold=threshold,
+        n_samples=samples,
+        min_group_size=min_group_size,
+        drop_missing=drop_missing,
+    )
+    result = evaluation.result
+    gates = [
+        Gate(metric, bound, kind)
+        for metric, bound, kind in (
+            ("gpa", max_gpa, "max"),
+            ("audc", max_audc, "max"),
+            ("dp_difference", max_dp, "max"),
+            ("auc", min_auc, "min"),
+        )
+        if bound is not None
+    ]
+    outcomes = check_gates(result.to_dict(), gates)
+
+    if evaluation.rows_dropped:
+        report.warn(err, f"{evaluation.rows_dropped} row(s) with a missing target or sensitive value were left out")
+    for note in report.encoding_notes(evaluation.encoding) + report.evaluation_notes(result, min_group_size):
+        report.warn(err, note)
+    if json_output:
+        payload = {
+            **result.to_dict(),
+            "rows_dropped_missing": evaluation.rows_dropped,
+            **evaluation.encoding.to_dict(),
+            "gates": [o.to_dict() for o in outcomes],
+        }
+        typer.echo(report.to_json(payload))
+    else:
+        report.render_evaluation(err, result, title=f"{data.name} scored by {model.name or model}")
+    report.render_gates(err, outcomes)
+    if not all(o.passed for o in outcomes):
+        raise typer.Exit(EXIT_GATE)
+
+
+# -- predict --------------------------------------------------------------------------
+@app.command()
+@_command
+def predict(
+    model: ModelArg,
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write (.csv or .csv.gz).", show_default=False)],
+    id_column: Annotated[
+        Optional[str],
+        typer.Option("--id", help="Write only this column with the scores, instead of every input column.", show_default=False),
+    ] = None,
+    threshold: ThresholdOpt = 0.5,
+    samples: SamplesOpt = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+) -> None:
+    """Score a CSV: writes its rows with a `score` (p(y=1)) and a 0/1 `prediction` column.
+
+    Only the feature columns are needed; the target and sensitive columns may be absent.
+
+    [bold]Examples[/]
+
+      sqnn predict compas-model/ sample_data/compas.csv --out scores.csv
+
+      sqnn predict compas-model/ new.csv --out scores.csv.gz --id person_id
+    """
+    bundle = load_bundle(model)
+    scored, encoding = pipeline.predict(
+        bundle, read_table(data), threshold=threshold, n_samples=samples, id_column=id_column
+    )
+    for note in report.encoding_notes(encoding):
+        report.warn(err, note)
+    written = write_table(scored, out, overwrite=overwrite)
+    report.info(err, f"wrote {len(scored)} scored rows to {written}")
+
+
+def main() -> None:
+    app(prog_name="sqnn")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

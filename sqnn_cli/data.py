@@ -1,0 +1,397 @@
+"""Reading CSVs and deciding what each column is for.
+
+Everything that can be wrong with a user's table is found here and raised as an
+:class:`~sqnn_cli.errors.InputError` with one line that names the problem; nothing
+downstream has to second-guess the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+__all__ = [
+    "ColumnRoles",
+    "PreparedData",
+    "read_table",
+    "file_sha256",
+    "resolve_roles",
+    "prepare",
+    "parse_bins",
+    "csv_line_numbers",
+    "MAX_SENSITIVE_LEVELS",
+    "write_table",
+    "group_labels",
+]
+
+# A numeric sensitive column with more distinct values than this is almost surely a
+# measurement (age, income), not a group label; grouping it needs explicit bins.
+MAX_SENSITIVE_LEVELS = 10
+GROUP_SEPARATOR = " & "
+_SHOWN_ROWS = 5
+_SHOWN_VALUES = 10
+# Two-valued targets whose positive class is clear from the words themselves.
+_KNOWN_POSITIVES = {
+    frozenset({"yes", "no"}): "yes",
+    frozenset({"y", "n"}): "y",
+    frozenset({"true", "false"}): "true",
+    frozenset({"t", "f"}): "t",
+    frozenset({"positive", "negative"}): "positive",
+    frozenset({"pos", "neg"}): "pos",
+}
+
+MSG_NO_FILE = "data file '{path}' does not exist"
+MSG_NOT_A_FILE = "'{path}' is not a file"
+MSG_EMPTY = "data file '{path}' has no rows"
+MSG_UNREADABLE = "cannot read '{path}' as CSV: {reason}"
+MSG_MISSING_COLUMN = "column '{column}' is not in the data (columns: {columns})"
+MSG_NOT_BINARY = (
+    "target '{column}' has {count} distinct values ({values}); "
+    "pass --positive VALUE to choose the positive class"
+)
+MSG_POSITIVE_ABSENT = "--positive '{value}' is not a value of target '{column}' (values: {values})"
+MSG_SINGLE_CLASS = "target '{column}' has a single class ({value}); a classifier needs both"
+MSG_SINGLE_GROUP = "sensitive attribute {columns} has a single group ({group}); fairness needs at least two"
+MSG_MANY_LEVELS = (
+    "sensitive column '{column}' is numeric with {count} distinct values; group it explicitly, "
+    "e.g. --sensitive-bins {column}=25,65"
+)
+MSG_MISSING_ROWS = (
+    "{count} row(s) have no value for {what} (CSV lines {lines}); "
+    "fix them or pass --drop-missing to leave them out"
+)
+MSG_ALL_MISSING = "column '{column}' is entirely empty; leave it out with --drop {column}"
+MSG_NO_FEATURES = "no feature columns are left after removing the target, sensitive and dropped columns"
+MSG_ROLE_CLASH = "column '{column}' cannot be both {first} and {second}"
+MSG_BAD_BINS = "--sensitive-bins expects COLUMN=EDGE,EDGE,... with numeric edges, got '{spec}'"
+MSG_BINS_NOT_SENSITIVE = "--sensitive-bins names '{column}', which is not a --sensitive column"
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """What each column of the table is used for; stored in the model bundle."""
+
+    target: str
+    positive_label: str
+    sensitive: tuple[str, ...]
+    features: tuple[str, ...]
+    dropped: tuple[str, ...] = ()
+    sensitive_bins: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    sensitive_as_feature: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "positive_label": self.positive_label,
+            "sensitive": list(self.sensitive),
+            "features": list(self.features),
+            "dropped": list(self.dropped),
+            "sensitive_bins": {k: list(v) for k, v in self.sensitive_bins.items()},
+            "sensitive_as_feature": self.sensitive_as_feature,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ColumnRoles":
+        return cls(
+            target=str(data["target"]),
+            positive_label=str(data["positive_label"]),
+            sensitive=tuple(data["sensitive"]),
+            features=tuple(data["features"]),
+            dropped=tuple(data.get("dropped", ())),
+            sensitive_bins={k: tuple(float(e) for e in v) for k, v in data.get("sensitive_bins", {}).items()},
+            sensitive_as_feature=bool(data.get("sensitive_as_feature", False)),
+        )
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A validated table split into features, labels and groups, row for row."""
+
+    features: pd.DataFrame
+    y: np.ndarray | None
+    groups: np.ndarray | None
+    rows_dropped: int
+    kept_index: pd.Index
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a .csv or .csv.gz file with a header row."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(MSG_NO_FILE.format(path=path))
+    if not path.is_file():
+        raise InputError(MSG_NOT_A_FILE.format(path=path))
+    try:
+        # low_memory=False: type inference over the whole column, not per chunk, so a
+        # column is numeric or not as a whole.
+        frame = pd.read_csv(path, low_memory=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise InputError(MSG_EMPTY.format(path=path)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(MSG_UNREADABLE.format(path=path, reason=reason)) from None
+    if len(frame) == 0:
+        raise InputError(MSG_EMPTY.format(path=path))
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def csv_line_numbers(index: Iterable[int], limit: int = _SHOWN_ROWS) -> str:
+    """Row positions as the line numbers a user sees in the file (header is line 1)."""
+    positions = list(index)
+    shown = ", ".join(str(int(i) + 2) for i in positions[:limit])
+    return shown + (", ..." if len(positions) > limit else "")
+
+
+def parse_bins(specs: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """Parse ``COLUMN=EDGE,EDGE`` options into sorted cut points."""
+    bins: dict[str, tuple[float, ...]] = {}
+    for spec in specs:
+        column, sep, edges_text = spec.partition("=")
+        try:
+            edges = tuple(sorted(float(e) for e in edges_text.split(",") if e.strip()))
+        except ValueError:
+            edges = ()
+        if not sep or not column.strip() or not edges or not all(math.isfinite(e) for e in edges):
+            raise InputError(MSG_BAD_BINS.format(spec=spec))
+        bins[column.strip()] = edges
+    return bins
+
+
+def _format_values(values: Sequence[object]) -> str:
+    shown = ", ".join(repr(_label(v)) for v in values[:_SHOWN_VALUES])
+    return shown + (", ..." if len(values) > _SHOWN_VALUES else "")
+
+
+def _label(value: object) -> str:
+    """A value as a label: 1.0 and 1 are the same label "1"."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _require_columns(frame: pd.DataFrame, columns: Iterable[str]) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            listing = ", ".join(map(str, frame.columns[:20])) + (", ..." if frame.shape[1] > 20 else "")
+            raise InputError(MSG_MISSING_COLUMN.format(column=column, columns=listing))
+
+
+def infer_positive_label(series: pd.Series, column: str, positive: str | None) -> str:
+    """Decide which target value is the positive class, or refuse."""
+    values = series.dropna().unique()
+    labels = sorted({_label(v) for v in values}, key=_sort_key)
+    if positive is not None:
+        if _label_of_text(positive, series) not in labels:
+            raise InputError(MSG_POSITIVE_ABSENT.format(value=positive, column=column, values=_format_values(labels)))
+        return _label_of_text(positive, series)
+    if len(labels) == 1:
+        raise InputError(MSG_SINGLE_CLASS.format(column=column, value=labels[0]))
+    if len(labels) != 2:
+        raise InputError(MSG_NOT_BINARY.format(column=column, count=len(labels), values=_format_values(labels)))
+    known = _KNOWN_POSITIVES.get(frozenset(label.lower() for label in labels))
+    if known is not None:
+        return next(label for label in labels if label.lower() == known)
+    # 0/1, False/True and any other pair: the larger value is the positive class, which is
+    # what 0/1 coding means; the choice is recorded and reported, never hidden.
+    return labels[-1]
+
+
+def _label_of_text(text: str, series: pd.Series) -> str:
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        try:
+            return _label(float(text))
+        except ValueError:
+            return text
+    return text
+
+
+def _sort_key(label: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def resolve_roles(
+    frame: pd.DataFrame,
+    *,
+    target: str | None,
+    sensitive: Sequence[str],
+    positive: str | None = None,
+    drop: Sequence[str] = (),
+    sensitive_bins: dict[str, tuple[float, ...]] | None = None,
+    sensitive_as_feature: bool = False,
+) -> ColumnRoles:
+    """Assign every column a role; the target defaults to the last column."""
+    target_column = target if target is not None else str(frame.columns[-1])
+    sensitive = tuple(dict.fromkeys(sensitive))
+    drop = tuple(dict.fromkeys(drop))
+    sensitive_bins = dict(sensitive_bins or {})
+    _require_columns(frame, (target_column, *sensitive, *drop))
+    for column in sensitive:
+        if column == target_column:
+            raise InputError(MSG_ROLE_CLASH.format(column=column, first="the target", second="sensitive"))
+        if column in drop:
+            raise InputError(MSG_ROLE_CLASH.format(column=column, first="sensitive", second="dropped"))
+    if target_column in drop:
+        raise InputError(MSG_ROLE_CLASH.format(column=target_column, first="the target", second="dropped"))
+    for column in sensitive_bins:
+        if column not in sensitive:
+            raise InputError(MSG_BINS_NOT_SENSITIVE.format(column=column))
+    for column in sensitive:
+        series = frame[column]
+        is_number = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        if is_number and column not in sensitive_bins and series.nunique() > MAX_SENSITIVE_LEVELS:
+            raise InputError(MSG_MANY_LEVELS.format(column=column, count=series.nunique()))
+    excluded = {target_column, *drop} | (set() if sensitive_as_feature else set(sensitive))
+    features = tuple(str(c) for c in frame.columns if c not in excluded)
+    if not features:
+        raise InputError(MSG_NO_FEATURES)
+    positive_label = infer_positive_label(frame[target_column], target_column, positive)
+    return ColumnRoles(
+        target=target_column,
+        positive_label=positive_label,
+        sensitive=sensitive,
+        features=features,
+        dropped=drop,
+        sensitive_bins=sensitive_bins,
+        sensitive_as_feature=sensitive_as_feature,
+    )
+
+
+def _binned(series: pd.Series, column: str, edges: tuple[float, ...]) -> pd.Series:
+    numbers = pd.to_numeric(series, errors="coerce")
+    bad = numbers.isna() & series.notna()
+    if bad.any():
+        first = series[bad].iloc[0]
+        raise InputError(f"sensitive column '{column}' holds non-numeric value {first!r} but has bins")
+    labels = [f"{column}<{_label(edges[0])}"]
+    labels += [f"{_label(lo)}<={column}<{_label(hi)}" for lo, hi in zip(edges, edges[1:])]
+    labels += [f"{column}>={_label(edges[-1])}"]
+    codes = np.searchsorted(np.asarray(edges), numbers.to_numpy(dtype=float), side="right")
+    out = pd.Series(np.asarray(labels, dtype=object)[codes], index=series.index)
+    return out.where(numbers.notna())
+
+
+def group_labels(frame: pd.DataFrame, roles: ColumnRoles) -> pd.Series:
+    """One group label per row; several sensitive columns form intersectional groups."""
+    parts = []
+    for column in roles.sensitive:
+        series = frame[column]
+        if column in roles.sensitive_bins:
+            parts.append(_binned(series, column, roles.sensitive_bins[column]))
+        else:
+            parts.append(series.map(_label, na_action="ignore"))
+    labels = parts[0].astype(object)
+    for part in parts[1:]:
+        labels = labels + GROUP_SEPARATOR + part.astype(object)
+    return labels
+
+
+def prepare(
+    frame: pd.DataFrame,
+    roles: ColumnRoles,
+    *,
+    drop_missing: bool = False,
+    need_target: bool = True,
+    need_sensitive: bool = True,
+    min_groups: int = 2,
+    for_training: bool = False,
+) -> PreparedData:
+    """Validate a table against its roles and split it into arrays, row for row.
+
+    ``for_training`` adds what only fitting needs: both classes present and no feature
+    column that is entirely empty (it could not be imputed or scaled).
+    """
+    required = list(roles.features)
+    if need_target:
+        required.append(roles.target)
+    if need_sensitive:
+        required.extend(roles.sensitive)
+    _require_columns(frame, required)
+
+    missing = pd.Series(False, index=frame.index)
+    groups = group_labels(frame, roles) if need_sensitive else None
+    checks: list[tuple[str, pd.Series]] = []
+    if need_target:
+        checks.append((f"target '{roles.target}'", frame[roles.target].isna()))
+    if groups is not None:
+        names = ", ".join(f"'{c}'" for c in roles.sensitive)
+        checks.append((f"sensitive {names}", groups.isna()))
+    for what, mask in checks:
+        if mask.any() and not drop_missing:
+            positions = np.flatnonzero(mask.to_numpy())
+            raise InputError(MSG_MISSING_ROWS.format(count=len(positions), what=what, lines=csv_line_numbers(positions)))
+        missing |= mask
+
+    keep = ~missing
+    kept = frame.loc[keep]
+    if len(kept) == 0:
+        raise InputError("no rows are left after leaving out rows with missing values")
+    for column in roles.features if for_training else ():
+        if kept[column].isna().all():
+            raise InputError(MSG_ALL_MISSING.format(column=column))
+
+    y = None
+    if need_target:
+        y = (kept[roles.target].map(_label) == roles.positive_label).to_numpy(dtype=np.int64)
+        if for_training and y.min() == y.max():
+            present = roles.positive_label if y[0] else f"not {roles.positive_label!r}"
+            raise InputError(MSG_SINGLE_CLASS.format(column=roles.target, value=present))
+    group_array = None
+    if groups is not None:
+        group_array = groups.loc[keep].to_numpy(dtype=object).astype(str)
+        distinct = np.unique(group_array)
+        if len(distinct) < min_groups:
+            names = ", ".join(f"'{c}'" for c in roles.sensitive)
+            raise InputError(MSG_SINGLE_GROUP.format(columns=names, group=distinct[0]))
+    return PreparedData(
+        features=kept.loc[:, list(roles.features)],
+        y=y,
+        groups=group_array,
+        rows_dropped=int(missing.sum()),
+        kept_index=kept.index,
+    )
+
+
+
+def write_table(frame: pd.DataFrame, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a CSV (gzipped for a .gz name) through a temporary file and a rename, so a
+    reader never sees half a file and an interrupted run leaves the old one in place."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"output file '{path}' already exists; pass --overwrite to replace it")
+    if path.exists() and path.is_dir():
+        raise InputError(f"output path '{path}' is a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    try:
+        compression = {"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None
+        frame.to_csv(temporary, index=False, compression=compression)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

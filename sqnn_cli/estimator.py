@@ -1,0 +1,287 @@
+"""The scikit-learn style classifier the CLI drives, and its training loop."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .errors import InputError, TrainingDivergedError
+from .information import bernoulli_mutual_information
+from .model import STRAIGHT_THROUGH, SQNNetwork
+
+__all__ = ["SQNNClassifier", "METHODS", "resolve_device", "TrainingDivergedError"]
+
+METHODS = ("bernoulli",)
+DEVICES = ("auto", "cpu", "cuda")
+# Rows per chunk when scoring: bounds the (samples x rows x code) tensor of draws.
+_SCORING_CHUNK = 8192
+# Scoring draws from its own stream so that predictions do not depend on how long
+# training ran or on what was scored before.
+_SCORING_SEED_OFFSET = 1_000_003
+
+EpochCallback = Callable[[dict[str, float]], None]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device not in DEVICES:
+        raise InputError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was requested but no CUDA device is available")
+    return torch.device(device)
+
+
+class SQNNClassifier(ClassifierMixin, BaseEstimator):
+    """A binary classifier whose stochastic binary layer is trained to forget S.
+
+    The loss per mini-batch is ``gamma * I(T;S) + (1 - gamma) * BCE`` with I in bits,
+    computed from the firing probabilities of the binary layer (DESIGN §2).
+
+    Parameters
+    ----------
+    gamma : float in [0, 1]
+        Weight of the information term; 0 trains a plain classifier.
+    method : "bernoulli"
+        How I(T;S) is computed: the sum over neurons of I(T_i;S).
+    hidden : sequence of int
+        Widths of the full-precision feature layers before the binary layer.
+    code_size : int
+        Number of stochastic binary neurons.
+    temperature : float
+        theta = sigmoid(temperature * a).
+    straight_through : "sigmoid" or "identity"
+        Gradient surrogate for the sampled bits.
+    epochs, batch_size, lr : training schedule (Adam).
+    n_samples : int
+        Monte-Carlo draws of the code averaged per score.
+    random_state : int
+        Seeds initialisation, shuffling, sampling and scoring.
+    device : "auto", "cpu" or "cuda"
+    """
+
+    def __init__(
+        self,
+        gamma: float = 0.2,
+        *,
+        method: str = "bernoulli",
+        hidden: Sequence[int] = (64, 64),
+        code_size: int = 32,
+        temperature: float = 1.0,
+        straight_through: str = "sigmoid",
+        epochs: int = 30,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        n_samples: int = 32,
+        random_state: int = 0,
+        device: str = "auto",
+    ):
+        self.gamma = gamma
+        self.method = method
+        self.hidden = hidden
+        self.code_size = code_size
+        self.temperature = temperature
+        self.straight_through = straight_through
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.n_samples = n_samples
+        self.random_state = random_state
+        self.device = device
+
+    # -- validation ------------------------------------------------------------------
+    def _validate_params(self) -> None:
+        checks = [
+            (0.0 <= float(self.gamma) <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
+            (self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}"),
+            (all(int(w) > 0 for w in self.hidden), f"hidden widths must be positive, got {list(self.hidden)}"),
+            (int(self.code_size) > 0, f"code_size must be positive, got {self.code_size}"),
+            (float(self.temperature) > 0, f"temperature must be positive, got {self.temperature}"),
+            (self.straight_through in STRAIGHT_THROUGH, f"straight_through must be one of {STRAIGHT_THROUGH}"),
+            (int(self.epochs) > 0, f"epochs must be positive, got {self.epochs}"),
+            (int(self.batch_size) > 0, f"batch_size must be positive, got {self.batch_size}"),
+            (float(self.lr) > 0, f"lr must be positive, got {self.lr}"),
+            (int(self.n_samples) > 0, f"n_samples must be positive, got {self.n_samples}"),
+            (isinstance(self.random_state, (int, np.integer)), "random_state must be an int"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+        resolve_device(self.device)
+
+    def _build_network(self, n_features: int) -> SQNNetwork:
+        return SQNNetwork(
+            n_features,
+            [int(w) for w in self.hidden],
+            int(self.code_size),
+            temperature=float(self.temperature),
+            straight_through=self.straight_through,
+        )
+
+    # -- training --------------------------------------------------------------------
+    def fit(self, X, y, *, sensitive_features, epoch_callback: EpochCallback | None = None) -> "SQNNClassifier":
+        """Train on features X, 0/1 labels y and one group label per row.
+
+        ``epoch_callback`` receives each epoch's record (epoch, loss, bce, mi, seconds)
+        as it finishes; it is how a caller shows progress without the core printing.
+        """
+        self._validate_params()
+        X = check_array(X, dtype=np.float32)
+        y = np.asarray(y)
+        if y.shape != (X.shape[0],) or not np.isin(y, (0, 1)).all():
+            raise ValueError("y must be a 1-D array of 0/1 labels, one per row of X")
+        sensitive = np.asarray(sensitive_features)
+        if sensitive.shape != (X.shape[0],):
+            raise ValueError("sensitive_features must hold one group label per row of X")
+        self.groups_, group_index = np.unique(sensitive.astype(str), return_inverse=True)
+
+        device = resolve_device(self.device)
+        seed = int(self.random_state)
+        # Initialisation draws from torch's global generator; forking keeps the caller's
+        # random state untouched while making the weights a function of the seed alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = self._build_network(X.shape[1]).to(device)
+        shuffle_generator = torch.Generator().manual_seed(seed)
+        sample_generator = torch.Generator(device=device).manual_seed(seed)
+
+        features = torch.from_numpy(X).to(device)
+        labels = torch.from_numpy(y.astype(np.float32)).to(device)
+        groups = torch.from_numpy(group_index.astype(np.int64)).to(device)
+        optimizer = torch.optim.Adam(network.parameters(), lr=float(self.lr))
+        n_rows, batch_size = X.shape[0], int(self.batch_size)
+
+        self.history_: list[dict[str, float]] = []
+        network.train()
+        for epoch in range(1, int(self.epochs) + 1):
+            started = time.perf_counter()
+            order = torch.randperm(n_rows, generator=shuffle_generator).to(device)
+            totals = torch.zeros(3, device=device)
+            for start in range(0, n_rows, batch_size):
+                rows = order[start : start + batch_size]
+                terms = self._train_step(network, optimizer, features[rows], labels[rows], groups[rows], sample_generator)
+                totals += terms * len(rows)
+            loss, bce, mi = (totals / n_rows).tolist()
+            if not np.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"training diverged at epoch {epoch} (loss is {loss}); try a lower learning rate"
+                )
+            record = {"epoch": epoch, "loss": loss, "bce": bce, "mi": mi, "seconds": time.perf_counter() - started}
+            self.history_.append(record)
+            if epoch_callback is not None:
+                epoch_callback(record)
+
+        network.eval()
+        self.network_ = network
+        self.n_features_in_ = X.shape[1]
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def _train_step(
+        self,
+        network: SQNNetwork,
+        optimizer: torch.optim.Optimizer,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        groups: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """One optimisation step; returns the detached (loss, bce, mi) of the batch."""
+        logits, theta = network(x, generator)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+        mi = self._information_penalty(theta, groups)
+        loss = self.gamma * mi + (1.0 - self.gamma) * bce
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return torch.stack([loss, bce, mi]).detach()
+
+    def _information_penalty(self, theta: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """I(T;S) of the batch in bits, as the chosen method defines it."""
+        return bernoulli_mutual_information(theta, groups, len(self.groups_))
+
+    # -- inference -------------------------------------------------------------------
+    def _inputs(self, X) -> torch.Tensor:
+        check_is_fitted(self, "network_")
+        X = check_array(X, dtype=np.float32)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model was trained on {self.n_features_in_}")
+        return torch.from_numpy(X).to(self._device())
+
+    def _device(self) -> torch.device:
+        return next(self.network_.parameters()).device
+
+    def _scoring_generator(self) -> torch.Generator:
+        return torch.Generator(device=self._device()).manual_seed(int(self.random_state) + _SCORING_SEED_OFFSET)
+
+    @torch.no_grad()
+    def predict_proba(self, X, *, n_samples: int | None = None) -> np.ndarray:
+        """(n, 2) class probabilities: p(y=1) is the mean over ``n_samples`` code draws."""
+        draws = int(n_samples if n_samples is not None else self.n_samples)
+        if draws <= 0:
+            raise ValueError(f"n_samples must be positive, got {draws}")
+        features = self._inputs(X)
+        generator = self._scoring_generator()
+        network = self.network_
+        scores = []
+        for chunk in torch.split(features, _SCORING_CHUNK):
+            _, theta = network.encode(chunk)
+            bits = torch.bernoulli(theta.expand(draws, *theta.shape), generator=generator)
+            scores.append(torch.sigmoid(network.head(bits).squeeze(-1)).mean(dim=0))
+        positive = torch.cat(scores).double().cpu().numpy() if scores else np.zeros(0)
+        return np.column_stack([1.0 - positive, positive])
+
+    def predict(self, X, *, threshold: float = 0.5, n_samples: int | None = None) -> np.ndarray:
+        return (self.predict_proba(X, n_samples=n_samples)[:, 1] >= threshold).astype(np.int64)
+
+    @torch.no_grad()
+    def firing_probabilities(self, X) -> np.ndarray:
+        """theta: the (n, code_size) Bernoulli parameters of the binary layer."""
+        features = self._inputs(X)
+        thetas = [self.network_.encode(chunk)[1] for chunk in torch.split(features, _SCORING_CHUNK)]
+        return torch.cat(thetas).cpu().numpy() if thetas else np.zeros((0, int(self.code_size)), np.float32)
+
+    @torch.no_grad()
+    def transform(self, X) -> np.ndarray:
+        """One sampled binary code per row, (n, code_size) uint8: the representation T."""
+        theta = torch.from_numpy(self.firing_probabilities(X))
+        generator = torch.Generator().manual_seed(int(self.random_state) + _SCORING_SEED_OFFSET)
+        return torch.bernoulli(theta, generator=generator).to(torch.uint8).numpy()
+
+    # -- plain-data state --------------------------------------------------------------
+    def fitted_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """JSON-ready description and the tensors of a fitted model."""
+        check_is_fitted(self, "network_")
+        params = self.get_params()
+        params["hidden"] = [int(w) for w in self.hidden]
+        description = {
+            "params": params,
+            "n_features_in": int(self.n_features_in_),
+            "groups": [str(g) for g in self.groups_],
+            "history": self.history_,
+        }
+        weights = {k: v.detach().cpu() for k, v in self.network_.state_dict().items()}
+        return description, weights
+
+    @classmethod
+    def from_fitted_state(cls, description: dict[str, Any], weights: dict[str, torch.Tensor], *, device: str = "cpu") -> "SQNNClassifier":
+        """Rebuild a fitted classifier from :meth:`fitted_state`'s output."""
+        params = dict(description["params"])
+        params["hidden"] = tuple(params["hidden"])
+        params["device"] = device
+        model = cls(**params)
+        model._validate_params()
+        network = model._build_network(int(description["n_features_in"]))
+        network.load_state_dict(weights)
+        network.to(resolve_device(device)).eval()
+        model.network_ = network
+        model.n_features_in_ = int(description["n_features_in"])
+        model.groups_ = np.asarray(description["groups"])
+        model.history_ = list(description.get("history", []))
+        model.classes_ = np.array([0, 1])
+        return model

@@ -1,0 +1,63 @@
+"""Quality and fairness gates: bounds a CI pipeline puts on reported metrics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Mapping, Sequence
+
+__all__ = ["Gate", "GateOutcome", "check_gates"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """``metric`` must stay at most (``max``) or at least (``min``) ``bound``."""
+
+    metric: str
+    bound: float
+    kind: Literal["max", "min"]
+
+    @property
+    def option(self) -> str:
+        return f"--{self.kind}-{self.metric.split('_')[0]}"
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    gate: Gate
+    value: float | None
+    passed: bool
+
+    @property
+    def message(self) -> str:
+        gate = self.gate
+        if self.value is None:
+            return f"{gate.metric} cannot be estimated on this data, so {gate.option} {gate.bound:g} fails"
+        relation = "<=" if gate.kind == "max" else ">="
+        verdict = "passed" if self.passed else "FAILED"
+        return f"{gate.metric} = {self.value:.4f}, required {relation} {gate.bound:g}: {verdict}"
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.gate.metric,
+            "kind": self.gate.kind,
+            "bound": self.gate.bound,
+            "value": self.value,
+            "passed": self.passed,
+        }
+
+
+def check_gates(values: Mapping[str, float | None], gates: Sequence[Gate]) -> list[GateOutcome]:
+    """Check each gate; a metric that is missing or NaN fails its gate, never passes it."""
+    outcomes = []
+    for gate in gates:
+        raw = values.get(gate.metric)
+        value = None if raw is None or not math.isfinite(float(raw)) else float(raw)
+        if value is None:
+            passed = False
+        elif gate.kind == "max":
+            passed = value <= gate.bound
+        else:
+            passed = value >= gate.bound
+        outcomes.append(GateOutcome(gate=gate, value=value, passed=passed))
+    return outcomes

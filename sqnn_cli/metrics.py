@@ -1,0 +1,428 @@
+"""Predictive and fairness metrics for scored binary classifiers (DESIGN.md section 3).
+
+Every fairness metric here is "lower is fairer" and is an absolute max-minus-min
+difference over groups, following fairlearn's conventions. A fairness metric that
+needs two groups is NaN when fewer than two are available: a 0 would read as
+"perfectly fair" when nothing was measured.
+
+Group labels are compared and reported as ``str(label)``, so results stay
+JSON-ready whatever type the sensitive column had.
+
+This module is pure numpy/scikit-learn: it never prints, never exits and does not
+import torch, so it can score any model's output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+__all__ = [
+    "EvaluationResult",
+    "GroupMetrics",
+    "area_under_discrimination_curve",
+    "cross_group_pairwise_accuracy",
+    "demographic_parity_difference",
+    "discrimination_curve",
+    "equalized_odds_difference",
+    "evaluate_scores",
+    "group_pairwise_accuracy_difference",
+]
+
+# User-facing error texts; tests match on these, so change them here only.
+_EMPTY_INPUT_ERROR_MESSAGE = "metrics need at least one row; got empty input"
+_NOT_1D_ERROR_MESSAGE = "y_true, y_score, y_pred and sensitive_features must be 1-D"
+_LENGTH_MISMATCH_ERROR_MESSAGE = (
+    "y_true, y_score/y_pred and sensitive_features must have the same length"
+)
+_Y_TRUE_NOT_BINARY_ERROR_MESSAGE = "y_true must contain only the values 0 and 1"
+_Y_PRED_NOT_BINARY_ERROR_MESSAGE = "y_pred must contain only the values 0 and 1"
+_SCORES_NOT_FINITE_ERROR_MESSAGE = "y_score must contain only finite numbers"
+_SCORES_OUT_OF_RANGE_ERROR_MESSAGE = "y_score must lie in [0, 1]"
+_N_THRESHOLDS_ERROR_MESSAGE = "n_thresholds must be an integer >= 2"
+_MIN_GROUP_SIZE_ERROR_MESSAGE = "min_group_size must be a non-negative integer"
+
+
+# ---------------------------------------------------------------------------
+# Result objects
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupMetrics:
+    """Per-group summary; rates are NaN where their denominator is empty."""
+
+    group: str
+    n: int
+    base_rate: float
+    selection_rate: float
+    tpr: float
+    fpr: float
+    auc: float
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Everything :func:`evaluate_scores` measures on one set of scores."""
+
+    auc: float
+    accuracy: float
+    balanced_accuracy: float
+    gpa: float
+    audc: float
+    dp_difference: float
+    eo_difference: float
+    d_gpa: float
+    d_audc: float
+    n: int
+    threshold: float
+    groups: tuple[GroupMetrics, ...]
+    small_groups: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python view that ``json.dumps(..., allow_nan=False)`` accepts."""
+        return _to_json_ready(asdict(self))
+
+
+def _to_json_ready(value: Any) -> Any:
+    # JSON has no NaN, and numpy scalars are not serialisable; "undefined" becomes null.
+    if isinstance(value, dict):
+        return {key: _to_json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json_ready(item) for item in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Input validation
+# ---------------------------------------------------------------------------
+
+
+def _as_1d(values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{_NOT_1D_ERROR_MESSAGE}; got shape {array.shape}")
+    return array
+
+
+def _check_lengths(*arrays: np.ndarray) -> None:
+    lengths = [len(array) for array in arrays]
+    if len(set(lengths)) != 1:
+        raise ValueError(f"{_LENGTH_MISMATCH_ERROR_MESSAGE}; got lengths {lengths}")
+    if lengths[0] == 0:
+        raise ValueError(_EMPTY_INPUT_ERROR_MESSAGE)
+
+
+def _as_binary(values: Any, message: str) -> np.ndarray:
+    array = _as_1d(values)
+    # Strings such as "1" are rejected rather than coerced: a label column read as
+    # text usually means the wrong column was passed.
+    if array.dtype.kind not in "biuf" or not np.isin(array, (0, 1)).all():
+        raise ValueError(message)
+    return array.astype(np.int64)
+
+
+def _as_scores(values: Any, *, unit_interval: bool = False) -> np.ndarray:
+    array = _as_1d(values)
+    # Text is rejected even when it would parse ("0.5"): it signals a misread column.
+    if array.dtype.kind in "USV":
+        raise ValueError(_SCORES_NOT_FINITE_ERROR_MESSAGE)
+    try:
+        array = array.astype(np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(_SCORES_NOT_FINITE_ERROR_MESSAGE) from error
+    if not np.isfinite(array).all():
+        raise ValueError(_SCORES_NOT_FINITE_ERROR_MESSAGE)
+    if unit_interval and ((array < 0).any() or (array > 1).any()):
+        raise ValueError(_SCORES_OUT_OF_RANGE_ERROR_MESSAGE)
+    return array
+
+
+def _encode_groups(sensitive_features: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return (sorted unique str labels, integer code of each row into them)."""
+    labels = _as_1d(sensitive_features).astype(str)
+    return np.unique(labels, return_inverse=True)
+
+
+def _check_n_thresholds(n_thresholds: int) -> None:
+    is_integer = isinstance(n_thresholds, (int, np.integer)) and not isinstance(n_thresholds, bool)
+    if not is_integer or n_thresholds < 2:
+        raise ValueError(_N_THRESHOLDS_ERROR_MESSAGE)
+
+
+# ---------------------------------------------------------------------------
+# Core computations on validated arrays and integer group codes
+# ---------------------------------------------------------------------------
+
+
+def _pairwise_accuracy(positive_scores: np.ndarray, negative_scores: np.ndarray) -> float:
+    """P(positive outscores negative) over all pairs, ties 1/2, in O(n log n)."""
+    if positive_scores.size == 0 or negative_scores.size == 0:
+        return math.nan
+    negatives = np.sort(negative_scores)
+    below = np.searchsorted(negatives, positive_scores, side="left")
+    not_above = np.searchsorted(negatives, positive_scores, side="right")
+    # Count in half-pairs so the numerator stays an exact integer: 2*below + ties.
+    half_wins = int(np.sum(below + not_above, dtype=np.int64))
+    return half_wins / (2 * positive_scores.size * negatives.size)
+
+
+def _gpa(y_true: np.ndarray, y_score: np.ndarray, codes: np.ndarray, n_groups: int) -> float:
+    if n_groups < 2:
+        return math.nan
+    positives = [y_score[(codes == g) & (y_true == 1)] for g in range(n_groups)]
+    negatives = [y_score[(codes == g) & (y_true == 0)] for g in range(n_groups)]
+    gaps = [
+        abs(_pairwise_accuracy(positives[a], negatives[b])
+            - _pairwise_accuracy(positives[b], negatives[a]))
+        for a, b in combinations(range(n_groups), 2)
+    ]
+    # A pair is skipped only when one of its directions has no pairs at all (a group
+    # without positives or negatives); dropping the whole metric for that would lose
+    # every other pair's information.
+    estimable = [gap for gap in gaps if not math.isnan(gap)]
+    return max(estimable) if estimable else math.nan
+
+
+def _discrimination(
+    y_score: np.ndarray, codes: np.ndarray, n_groups: int, thresholds: np.ndarray
+) -> np.ndarray:
+    if n_groups < 2:
+        return np.full(thresholds.shape, math.nan)
+    rates = np.empty((n_groups, thresholds.size))
+    for g in range(n_groups):
+        scores = np.sort(y_score[codes == g])
+        # searchsorted(side="left") counts scores < t, so the rest are >= t.
+        rates[g] = (scores.size - np.searchsorted(scores, thresholds, side="left")) / scores.size
+    return rates.max(axis=0) - rates.min(axis=0)
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    # Written out because np.trapz/np.trapezoid changed name across numpy versions.
+    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2)
+
+
+def _audc(y_score: np.ndarray, codes: np.ndarray, n_groups: int, n_thresholds: int) -> float:
+    thresholds = np.linspace(0.0, 1.0, n_thresholds)
+    return _trapezoid(_discrimination(y_score, codes, n_groups, thresholds), thresholds)
+
+
+def _spread(values: np.ndarray) -> float:
+    return float(values.max() - values.min())
+
+
+def _dp_difference(y_pred: np.ndarray, codes: np.ndarray, n_groups: int) -> float:
+    if n_groups < 2:
+        return math.nan
+    counts = np.bincount(codes, minlength=n_groups)
+    selected = np.bincount(codes, weights=y_pred, minlength=n_groups)
+    return _spread(selected / counts)
+
+
+def _eo_difference(
+    y_true: np.ndarray, y_pred: np.ndarray, codes: np.ndarray, n_groups: int
+) -> float:
+    if n_groups < 2:
+        return math.nan
+
+    def rate_given(label: int) -> np.ndarray:
+        mask = y_true == label
+        total = np.bincount(codes[mask], minlength=n_groups)
+        hits = np.bincount(codes[mask], weights=y_pred[mask], minlength=n_groups)
+        # fairlearn (via sklearn's normalised confusion matrix) counts a rate with an
+        # empty denominator as 0, and this function promises fairlearn's number.
+        return np.divide(hits, total, out=np.zeros(n_groups), where=total > 0)
+
+    return max(_spread(rate_given(1)), _spread(rate_given(0)))
+
+
+def _safe_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
+    if np.unique(y_true).size < 2:
+        return math.nan
+    return float(roc_auc_score(y_true, y_score))
+
+
+def _rate(numerator_mask: np.ndarray, denominator_mask: np.ndarray) -> float:
+    total = int(denominator_mask.sum())
+    return int((numerator_mask & denominator_mask).sum()) / total if total else math.nan
+
+
+# ---------------------------------------------------------------------------
+# Public metrics
+# ---------------------------------------------------------------------------
+
+
+def cross_group_pairwise_accuracy(
+    y_true, y_score, *, sensitive_features, positive_group, negative_group
+) -> float:
+    """A(a>b): how often a positive of group a outscores a negative of group b.
+
+    Ties count 1/2, so with a == b this is the group's ROC AUC. Groups are matched
+    on ``str(label)``. NaN if group a has no positives or group b no negatives.
+    """
+    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
+    y_score = _as_scores(y_score)
+    labels = _as_1d(sensitive_features).astype(str)
+    _check_lengths(y_true, y_score, labels)
+    in_a = labels == str(positive_group)
+    in_b = labels == str(negative_group)
+    return _pairwise_accuracy(y_score[in_a & (y_true == 1)], y_score[in_b & (y_true == 0)])
+
+
+def group_pairwise_accuracy_difference(y_true, y_score, *, sensitive_features) -> float:
+    """GPA: max over group pairs {a, b} of |A(a>b) - A(b>a)| (Narasimhan et al. 2020).
+
+    Pairs where either direction has no pairs to compare are skipped; NaN if fewer
+    than two groups or no pair is estimable.
+    """
+    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
+    y_score = _as_scores(y_score)
+    groups, codes = _encode_groups(sensitive_features)
+    _check_lengths(y_true, y_score, codes)
+    return _gpa(y_true, y_score, codes, groups.size)
+
+
+def discrimination_curve(
+    y_score, *, sensitive_features, n_thresholds=100
+) -> tuple[np.ndarray, np.ndarray]:
+    """(thresholds, disc) with disc(t) = max - min over groups of P(score >= t | group).
+
+    Thresholds are ``np.linspace(0, 1, n_thresholds)``; disc is all NaN with fewer
+    than two groups.
+    """
+    _check_n_thresholds(n_thresholds)
+    y_score = _as_scores(y_score, unit_interval=True)
+    groups, codes = _encode_groups(sensitive_features)
+    _check_lengths(y_score, codes)
+    thresholds = np.linspace(0.0, 1.0, n_thresholds)
+    return thresholds, _discrimination(y_score, codes, groups.size, thresholds)
+
+
+def area_under_discrimination_curve(y_score, *, sensitive_features, n_thresholds=100) -> float:
+    """AUDC: trapezoid-rule area under :func:`discrimination_curve`.
+
+    This follows the paper's text (equispaced thresholds in [0, 1]); the authors'
+    code integrated over ROC thresholds instead.
+    """
+    thresholds, disc = discrimination_curve(
+        y_score, sensitive_features=sensitive_features, n_thresholds=n_thresholds
+    )
+    return _trapezoid(disc, thresholds)
+
+
+def demographic_parity_difference(y_true, y_pred, *, sensitive_features) -> float:
+    """Max minus min selection rate over groups.
+
+    Equals ``fairlearn.metrics.demographic_parity_difference`` (between_groups)
+    with two or more groups; with one group fairlearn reports 0, this reports NaN.
+    ``y_true`` is validated but, as in fairlearn, does not enter the value.
+    """
+    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
+    y_pred = _as_binary(y_pred, _Y_PRED_NOT_BINARY_ERROR_MESSAGE)
+    groups, codes = _encode_groups(sensitive_features)
+    _check_lengths(y_true, y_pred, codes)
+    return _dp_difference(y_pred, codes, groups.size)
+
+
+def equalized_odds_difference(y_true, y_pred, *, sensitive_features) -> float:
+    """Larger of the TPR and FPR max-minus-min differences over groups.
+
+    Equals fairlearn's default ``equalized_odds_difference`` (between_groups,
+    worst_case) with two or more groups, including its convention that a group
+    without positives (negatives) has TPR (FPR) 0. With one group: NaN, not 0.
+    """
+    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
+    y_pred = _as_binary(y_pred, _Y_PRED_NOT_BINARY_ERROR_MESSAGE)
+    groups, codes = _encode_groups(sensitive_features)
+    _check_lengths(y_true, y_pred, codes)
+    return _eo_difference(y_true, y_pred, codes, groups.size)
+
+
+def _group_metrics(
+    label: str, y_true: np.ndarray, y_score: np.ndarray, y_pred: np.ndarray
+) -> GroupMetrics:
+    positive = y_true == 1
+    selected = y_pred == 1
+    return GroupMetrics(
+        group=label,
+        n=int(y_true.size),
+        base_rate=float(positive.mean()),
+        selection_rate=float(selected.mean()),
+        tpr=_rate(selected, positive),
+        fpr=_rate(selected, ~positive),
+        auc=_safe_auc(y_true, y_score),
+    )
+
+
+def evaluate_scores(
+    y_true, y_score, *, sensitive_features, threshold=0.5, min_group_size=30
+) -> EvaluationResult:
+    """Score a classifier's probabilities: accuracy, fairness and trade-off distances.
+
+    Predictions are ``y_score >= threshold``. Groups with fewer than
+    ``min_group_size`` rows are reported per group but left out of GPA, AUDC, DP
+    and EO (their estimates are too noisy to drive a max over groups), which are
+    computed on the remaining groups' rows only and are NaN if fewer than two
+    remain. ``d_gpa = (1 - auc) + gpa`` and ``d_audc = (1 - auc) + audc`` are the
+    L1 distances to the ideal point (AUC 1, unfairness 0).
+    """
+    if (
+        isinstance(min_group_size, bool)
+        or not isinstance(min_group_size, (int, np.integer))
+        or min_group_size < 0
+    ):
+        raise ValueError(_MIN_GROUP_SIZE_ERROR_MESSAGE)
+    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
+    y_score = _as_scores(y_score, unit_interval=True)
+    groups, codes = _encode_groups(sensitive_features)
+    _check_lengths(y_true, y_score, codes)
+    y_pred = (y_score >= threshold).astype(np.int64)
+
+    positive = y_true == 1
+    correct = y_pred == y_true
+    # Mean recall over the classes present, which is what sklearn's
+    # balanced_accuracy_score returns (without its warning) when one class is absent.
+    class_recalls = [_rate(correct, positive), _rate(correct, ~positive)]
+    balanced_accuracy = float(np.mean([r for r in class_recalls if not math.isnan(r)]))
+
+    per_group = tuple(
+        _group_metrics(str(label), y_true[codes == g], y_score[codes == g], y_pred[codes == g])
+        for g, label in enumerate(groups)
+    )
+    sizes = np.bincount(codes, minlength=groups.size)
+    small = sizes < min_group_size
+    kept_rows = ~small[codes]
+    # Renumber the kept groups 0..k-1 so the core functions see only them.
+    kept_codes = np.cumsum(~small)[codes[kept_rows]] - 1
+    n_kept = int((~small).sum())
+    kept_true, kept_score, kept_pred = y_true[kept_rows], y_score[kept_rows], y_pred[kept_rows]
+
+    auc = _safe_auc(y_true, y_score)
+    gpa = _gpa(kept_true, kept_score, kept_codes, n_kept)
+    audc = _audc(kept_score, kept_codes, n_kept, n_thresholds=100)
+    return EvaluationResult(
+        auc=auc,
+        accuracy=float(correct.mean()),
+        balanced_accuracy=balanced_accuracy,
+        gpa=gpa,
+        audc=audc,
+        dp_difference=_dp_difference(kept_pred, kept_codes, n_kept),
+        eo_difference=_eo_difference(kept_true, kept_pred, kept_codes, n_kept),
+        d_gpa=(1.0 - auc) + gpa,
+        d_audc=(1.0 - auc) + audc,
+        n=int(y_true.size),
+        threshold=float(threshold),
+        groups=per_group,
+        small_groups=tuple(str(label) for label in groups[small]),
+    )

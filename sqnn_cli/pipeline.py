@@ -1,0 +1,178 @@
+"""Table-to-model workflows: what each CLI command does, minus options and rendering."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from .bundle import ModelBundle
+from .data import ColumnRoles, PreparedData, file_sha256, prepare
+from .errors import InputError
+from .estimator import EpochCallback, SQNNClassifier
+from .metrics import EvaluationResult, evaluate_scores
+from .preprocess import EncodingReport, TabularEncoder
+
+__all__ = [
+    "TrainingOutcome",
+    "Evaluation",
+    "train",
+    "training_meta",
+    "evaluate",
+    "predict",
+    "SCORE_COLUMN",
+    "PREDICTION_COLUMN",
+]
+
+SCORE_COLUMN = "score"
+PREDICTION_COLUMN = "prediction"
+
+
+@dataclass
+class Evaluation:
+    result: EvaluationResult
+    encoding: EncodingReport
+    rows_dropped: int
+
+
+@dataclass
+class TrainingOutcome:
+    estimator: SQNNClassifier
+    encoder: TabularEncoder
+    roles: ColumnRoles
+    rows_trained: int
+    rows_dropped: int
+    seconds: float
+    test: Evaluation | None
+
+
+def _held_out_split(y: np.ndarray, groups: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a split stratified on y and S together, or on y alone where a
+    (y, S) cell is too small to appear on both sides."""
+    rows = np.arange(len(y))
+    strata = pd.Series(y.astype(str)) + "|" + pd.Series(groups)
+    stratify = strata if strata.value_counts().min() >= 2 else y
+    try:
+        return train_test_split(rows, test_size=test_size, random_state=seed, stratify=stratify)
+    except ValueError as exc:
+        raise InputError(f"cannot hold out --test-size {test_size}: {exc}") from None
+
+
+def train(
+    frame: pd.DataFrame,
+    roles: ColumnRoles,
+    estimator: SQNNClassifier,
+    *,
+    drop_missing: bool = False,
+    test_size: float | None = None,
+    threshold: float = 0.5,
+    min_group_size: int = 30,
+    epoch_callback: EpochCallback | None = None,
+) -> TrainingOutcome:
+    """Fit the encoder and the classifier; with ``test_size``, score a held-out split."""
+    if test_size is not None and not 0.0 < test_size < 1.0:
+        raise InputError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
+    data = prepare(frame, roles, drop_missing=drop_missing, for_training=True)
+    train_rows = np.arange(len(data.y))
+    test_rows: np.ndarray | None = None
+    if test_size:
+        train_rows, test_rows = _held_out_split(data.y, data.groups, test_size, int(estimator.random_state))
+
+    train_features = data.features.iloc[train_rows]
+    encoder = TabularEncoder().fit(train_features)
+    X_train, _ = encoder.transform(train_features)
+    started = time.perf_counter()
+    estimator.fit(X_train, data.y[train_rows], sensitive_features=data.groups[train_rows], epoch_callback=epoch_callback)
+    seconds = time.perf_counter() - started
+
+    test = None
+    if test_rows is not None:
+        X_test, encoding = encoder.transform(data.features.iloc[test_rows])
+        scores = estimator.predict_proba(X_test)[:, 1]
+        result = evaluate_scores(
+            data.y[test_rows],
+            scores,
+            sensitive_features=data.groups[test_rows],
+            threshold=threshold,
+            min_group_size=min_group_size,
+        )
+        test = Evaluation(result=result, encoding=encoding, rows_dropped=0)
+    return TrainingOutcome(
+        estimator=estimator,
+        encoder=encoder,
+        roles=roles,
+        rows_trained=len(train_rows),
+        rows_dropped=data.rows_dropped,
+        seconds=seconds,
+        test=test,
+    )
+
+
+def training_meta(outcome: TrainingOutcome, *, data_path: str | Path, options: dict[str, Any]) -> dict[str, Any]:
+    """What a bundle records about how it was made (the model itself is added on save)."""
+    path = Path(data_path)
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "options": options,
+        "seed": int(outcome.estimator.random_state),
+        "data": {
+            "file": path.name,
+            "sha256": file_sha256(path),
+            "rows_trained": outcome.rows_trained,
+            "rows_dropped_missing": outcome.rows_dropped,
+        },
+        "roles": outcome.roles.to_dict(),
+        "training_seconds": round(outcome.seconds, 3),
+        "test_metrics": outcome.test.result.to_dict() if outcome.test else None,
+    }
+
+
+def _score(bundle: ModelBundle, data: PreparedData, n_samples: int | None) -> tuple[np.ndarray, EncodingReport]:
+    X, encoding = bundle.encoder.transform(data.features)
+    return bundle.estimator.predict_proba(X, n_samples=n_samples)[:, 1], encoding
+
+
+def evaluate(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    *,
+    threshold: float = 0.5,
+    n_samples: int | None = None,
+    min_group_size: int = 30,
+    drop_missing: bool = False,
+) -> Evaluation:
+    """Score a labelled table with a bundle and compute every metric of DESIGN §3."""
+    data = prepare(frame, bundle.roles, drop_missing=drop_missing)
+    scores, encoding = _score(bundle, data, n_samples)
+    result = evaluate_scores(
+        data.y, scores, sensitive_features=data.groups, threshold=threshold, min_group_size=min_group_size
+    )
+    return Evaluation(result=result, encoding=encoding, rows_dropped=data.rows_dropped)
+
+
+def predict(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    *,
+    threshold: float = 0.5,
+    n_samples: int | None = None,
+    id_column: str | None = None,
+) -> tuple[pd.DataFrame, EncodingReport]:
+    """The input's rows with a score and a 0/1 prediction; only the features are needed."""
+    if id_column is not None and id_column not in frame.columns:
+        raise InputError(f"--id column '{id_column}' is not in the data")
+    for column in (SCORE_COLUMN, PREDICTION_COLUMN):
+        if column in frame.columns and column != id_column:
+            raise InputError(f"the data already has a '{column}' column; rename it before predicting")
+    data = prepare(frame, bundle.roles, need_target=False, need_sensitive=False)
+    scores, encoding = _score(bundle, data, n_samples)
+    kept = frame[[id_column]] if id_column is not None else frame
+    out = kept.copy()
+    out[SCORE_COLUMN] = scores
+    out[PREDICTION_COLUMN] = (scores >= threshold).astype(np.int64)
+    return out, encoding

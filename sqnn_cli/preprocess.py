@@ -1,0 +1,203 @@
+"""The fitted feature encoder, stored as plain JSON (never a pickle).
+
+Numeric columns are imputed with the training median (plus a missing-value indicator
+where training saw gaps) and standardised; other columns are one-hot encoded, with
+missing values as a level of their own and unseen values at evaluation time encoded as
+all zeros and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import csv_line_numbers
+from .errors import InputError
+
+__all__ = ["TabularEncoder", "EncodingReport", "MISSING_LEVEL"]
+
+MISSING_LEVEL = "<missing>"
+FORMAT_VERSION = 1
+
+MSG_NOT_NUMERIC = (
+    "column '{column}' must be numeric (as in training) but holds {value!r} at CSV line {line}"
+)
+MSG_NOT_FITTED = "the encoder is not fitted"
+MSG_BAD_STATE = "preprocess.json is not a valid sqnn encoder: {reason}"
+
+
+@dataclass
+class EncodingReport:
+    """What the encoder had to patch up while transforming a table."""
+
+    unseen: dict[str, int] = field(default_factory=dict)
+    """Rows per column whose category was not seen in training (encoded as all zeros)."""
+    imputed: dict[str, int] = field(default_factory=dict)
+    """Rows per numeric column whose missing value was replaced by the training median."""
+
+    @property
+    def unseen_rows(self) -> int:
+        return sum(self.unseen.values())
+
+    def to_dict(self) -> dict:
+        return {"unseen_categories": dict(self.unseen), "imputed_values": dict(self.imputed)}
+
+
+def _category_text(series: pd.Series) -> pd.Series:
+    """Categories as strings, so 1, 1.0 and "1" read back from CSV are one level."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return str(int(value))
+        return str(value)
+
+    return series.map(text, na_action="ignore")
+
+
+class TabularEncoder:
+    """Turns a table of raw columns into a float32 matrix, reproducibly."""
+
+    def __init__(self) -> None:
+        self.columns_: list[dict[str, Any]] | None = None
+
+    # -- fitting -----------------------------------------------------------------
+    def fit(self, frame: pd.DataFrame) -> "TabularEncoder":
+        specs = []
+        for name in frame.columns:
+            series = frame[name]
+            if pd.api.types.is_bool_dtype(series) or (
+                pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype)
+            ):
+                specs.append(self._fit_numeric(str(name), series.astype(float)))
+            else:
+                specs.append(self._fit_categorical(str(name), series))
+        self.columns_ = specs
+        return self
+
+    @staticmethod
+    def _fit_numeric(name: str, values: pd.Series) -> dict[str, Any]:
+        present = values.dropna()
+        median = float(present.median())
+        filled = values.fillna(median)
+        scale = float(filled.std(ddof=0))
+        return {
+            "name": name,
+            "kind": "numeric",
+            "median": median,
+            "mean": float(filled.mean()),
+            # A constant column carries no information; scale 1 keeps it finite (all zeros).
+            "scale": scale if scale > 0 else 1.0,
+            "indicator": bool(values.isna().any()),
+        }
+
+    @staticmethod
+    def _fit_categorical(name: str, values: pd.Series) -> dict[str, Any]:
+        text = _category_text(values)
+        categories = sorted(text.dropna().unique().tolist())
+        if text.isna().any():
+            categories.append(MISSING_LEVEL)
+        return {"name": name, "kind": "categorical", "categories": categories}
+
+    # -- transforming ------------------------------------------------------------
+    @property
+    def input_columns(self) -> list[str]:
+        return [spec["name"] for spec in self._specs()]
+
+    @property
+    def feature_names(self) -> list[str]:
+        names: list[str] = []
+        for spec in self._specs():
+            if spec["kind"] == "numeric":
+                names.append(spec["name"])
+                if spec["indicator"]:
+                    names.append(f"{spec['name']}_missing")
+            else:
+                names.extend(f"{spec['name']}={c}" for c in spec["categories"])
+        return names
+
+    def _specs(self) -> list[dict[str, Any]]:
+        if self.columns_ is None:
+            raise RuntimeError(MSG_NOT_FITTED)
+        return self.columns_
+
+    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, EncodingReport]:
+        report = EncodingReport()
+        blocks = []
+        for spec in self._specs():
+            series = frame[spec["name"]]
+            if spec["kind"] == "numeric":
+                blocks.append(self._transform_numeric(spec, series, report))
+            else:
+                blocks.append(self._transform_categorical(spec, series, report))
+        matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
+        return np.ascontiguousarray(matrix, dtype=np.float32), report
+
+    @staticmethod
+    def _transform_numeric(spec: dict[str, Any], series: pd.Series, report: EncodingReport) -> np.ndarray:
+        name = spec["name"]
+        if pd.api.types.is_bool_dtype(series):
+            values = series.astype(float)
+        else:
+            values = pd.to_numeric(series, errors="coerce")
+            bad = values.isna() & series.notna()
+            if bad.any():
+                position = int(np.flatnonzero(bad.to_numpy())[0])
+                raise InputError(
+                    MSG_NOT_NUMERIC.format(
+                        column=name, value=series.iloc[position], line=csv_line_numbers([position], 1)
+                    )
+                )
+        values = values.astype(float)
+        missing = values.isna().to_numpy()
+        if missing.any():
+            report.imputed[name] = int(missing.sum())
+        filled = values.fillna(spec["median"]).to_numpy(dtype=float)
+        columns = [(filled - spec["mean"]) / spec["scale"]]
+        if spec["indicator"]:
+            columns.append(missing.astype(float))
+        return np.stack(columns, axis=1)
+
+    @staticmethod
+    def _transform_categorical(spec: dict[str, Any], series: pd.Series, report: EncodingReport) -> np.ndarray:
+        categories = spec["categories"]
+        text = _category_text(series)
+        if MISSING_LEVEL in categories:
+            text = text.fillna(MISSING_LEVEL)
+        codes = pd.Categorical(text, categories=categories).codes.astype(np.int64)
+        unseen = codes < 0
+        if unseen.any():
+            report.unseen[spec["name"]] = int(unseen.sum())
+        onehot = np.zeros((len(series), len(categories)), dtype=np.float32)
+        rows = np.flatnonzero(~unseen)
+        onehot[rows, codes[rows]] = 1.0
+        return onehot
+
+    # -- plain-data state ----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "columns": self._specs()}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> "TabularEncoder":
+        try:
+            if state["format_version"] != FORMAT_VERSION:
+                raise ValueError(f"unknown format_version {state['format_version']!r}")
+            columns = list(state["columns"])
+            for spec in columns:
+                if spec["kind"] == "numeric":
+                    for key in ("median", "mean", "scale"):
+                        float(spec[key])
+                    bool(spec["indicator"])
+                elif spec["kind"] == "categorical":
+                    if not all(isinstance(c, str) for c in spec["categories"]):
+                        raise ValueError(f"categories of '{spec['name']}' are not strings")
+                else:
+                    raise ValueError(f"unknown column kind {spec['kind']!r}")
+                str(spec["name"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(MSG_BAD_STATE.format(reason=exc)) from None
+        encoder = cls()
+        encoder.columns_ = columns
+        return encoder
