@@ -17,12 +17,12 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 
-from . import __version__, pipeline, report
-from .bundle import fresh_bundle_path, load_bundle, save_bundle
-from .data import parse_bins, read_table, resolve_roles, write_table
+from . import __version__, report
 from .errors import InputError
-from .estimator import SQNNClassifier
 from .gates import Gate, check_gates
+
+# The core (torch, scikit-learn, pandas) is imported inside each command, so that
+# `sqnn --help` and `sqnn --version` answer at once.
 
 EXIT_OK, EXIT_GATE, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -181,6 +181,11 @@ def train(
 
       sqnn train adult.csv.gz -t income -s sex --gamma 0.5 --test-size 0.3 --out adult-model/
     """
+    from . import pipeline
+    from .bundle import fresh_bundle_path, save_bundle
+    from .data import parse_bins, read_table, resolve_roles
+    from .estimator import SQNNClassifier
+
     frame = read_table(data)
     roles = resolve_roles(
         frame,
@@ -285,6 +290,10 @@ def evaluate(
 
       sqnn evaluate compas-model/ test.csv --json --max-gpa 0.1 --min-auc 0.7
     """
+    from . import pipeline
+    from .bundle import load_bundle
+    from .data import read_table
+
     bundle = load_bundle(model)
     evaluation = pipeline.evaluate(
         bundle,
@@ -351,6 +360,10 @@ def predict(
 
       sqnn predict compas-model/ new.csv --out scores.csv.gz --id person_id
     """
+    from . import pipeline
+    from .bundle import load_bundle
+    from .data import read_table, write_table
+
     bundle = load_bundle(model)
     scored, encoding = pipeline.predict(
         bundle, read_table(data), threshold=threshold, n_samples=samples, id_column=id_column
@@ -359,6 +372,45 @@ def predict(
         report.warn(err, note)
     written = write_table(scored, out, overwrite=overwrite)
     report.info(err, f"wrote {len(scored)} scored rows to {written}")
+
+
+# -- split ----------------------------------------------------------------------------
+@app.command()
+@_command
+def split(
+    data: DataArg,
+    train_out: Annotated[Path, typer.Option("--train", help="CSV to write the training rows to.", show_default=False)],
+    test_out: Annotated[Path, typer.Option("--test", help="CSV to write the held-out rows to.", show_default=False)],
+    test_size: Annotated[float, typer.Option(help="Fraction of rows held out.")] = 0.3,
+    stratify: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Keep the proportions of this column's values on both sides; repeatable \\[default: the last column].", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the shuffle.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+) -> None:
+    """Split a CSV into stratified training and held-out files, for an honest `evaluate`.
+
+    [bold]Examples[/]
+
+      sqnn split sample_data/compas.csv --train train.csv --test test.csv
+
+      sqnn split adult.csv.gz --train tr.csv.gz --test te.csv.gz --stratify income --stratify sex
+    """
+    from . import pipeline
+    from .data import read_table, write_table
+
+    frame = read_table(data)
+    columns = stratify if stratify else [str(frame.columns[-1])]
+    if not stratify:
+        report.info(err, f"stratifying on '{columns[0]}' (the last column; choose with --stratify)")
+    for path in (train_out, test_out):
+        if path.exists() and not overwrite:
+            raise InputError(f"output file '{path}' already exists; pass --overwrite to replace it")
+    train_rows, test_rows = pipeline.split(frame, test_size=test_size, stratify=columns, seed=seed)
+    write_table(train_rows, train_out, overwrite=overwrite)
+    write_table(test_rows, test_out, overwrite=overwrite)
+    report.info(err, f"wrote {len(train_rows)} training rows to {train_out} and {len(test_rows)} held-out rows to {test_out}")
 
 
 def main() -> None:

@@ -61,6 +61,7 @@ MSG_NOT_BINARY = (
 )
 MSG_POSITIVE_ABSENT = "--positive '{value}' is not a value of target '{column}' (values: {values})"
 MSG_SINGLE_CLASS = "target '{column}' has a single class ({value}); a classifier needs both"
+MSG_TARGET_EMPTY = "target '{column}' is entirely empty; choose the target column with --target"
 MSG_SINGLE_GROUP = "sensitive attribute {columns} has a single group ({group}); fairness needs at least two"
 MSG_MANY_LEVELS = (
     "sensitive column '{column}' is numeric with {count} distinct values; group it explicitly, "
@@ -201,6 +202,8 @@ def infer_positive_label(series: pd.Series, column: str, positive: str | None) -
     """Decide which target value is the positive class, or refuse."""
     values = series.dropna().unique()
     labels = sorted({_label(v) for v in values}, key=_sort_key)
+    if not labels:
+        raise InputError(MSG_TARGET_EMPTY.format(column=column))
     if positive is not None:
         if _label_of_text(positive, series) not in labels:
             raise InputError(MSG_POSITIVE_ABSENT.format(value=positive, column=column, values=_format_values(labels)))

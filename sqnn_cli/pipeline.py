@@ -25,6 +25,7 @@ __all__ = [
     "training_meta",
     "evaluate",
     "predict",
+    "split",
     "SCORE_COLUMN",
     "PREDICTION_COLUMN",
 ]
@@ -176,3 +177,25 @@ def predict(
     out[SCORE_COLUMN] = scores
     out[PREDICTION_COLUMN] = (scores >= threshold).astype(np.int64)
     return out, encoding
+
+
+def split(
+    frame: pd.DataFrame, *, test_size: float, stratify: list[str], seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A train/test split of the rows, stratified on the joint values of ``stratify``."""
+    if not 0.0 < test_size < 1.0:
+        raise InputError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
+    missing = [c for c in stratify if c not in frame.columns]
+    if missing:
+        raise InputError(f"--stratify column '{missing[0]}' is not in the data")
+    strata = frame[stratify].astype(str).agg("|".join, axis=1) if stratify else None
+    if strata is not None and strata.value_counts().min() < 2:
+        rare = strata.value_counts().idxmin()
+        raise InputError(f"cannot stratify: the stratum {rare!r} has a single row; stratify on fewer columns")
+    try:
+        train_rows, test_rows = train_test_split(
+            np.arange(len(frame)), test_size=test_size, random_state=seed, stratify=strata
+        )
+    except ValueError as exc:
+        raise InputError(f"cannot split with --test-size {test_size}: {exc}") from None
+    return frame.iloc[np.sort(train_rows)], frame.iloc[np.sort(test_rows)]

@@ -8,6 +8,7 @@ all zeros and counted.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,10 +146,12 @@ class TabularEncoder:
             bad = values.isna() & series.notna()
             if bad.any():
                 position = int(np.flatnonzero(bad.to_numpy())[0])
+                # Rows left out upstream (--drop-missing) keep their original index label,
+                # which is the CSV row; the position alone would point at an earlier line.
+                row = series.index[position]
+                row = int(row) if isinstance(row, (int, np.integer)) else position
                 raise InputError(
-                    MSG_NOT_NUMERIC.format(
-                        column=name, value=series.iloc[position], line=csv_line_numbers([position], 1)
-                    )
+                    MSG_NOT_NUMERIC.format(column=name, value=series.iloc[position], line=csv_line_numbers([row], 1))
                 )
         values = values.astype(float)
         missing = values.isna().to_numpy()
@@ -182,22 +185,50 @@ class TabularEncoder:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> "TabularEncoder":
         try:
+            if not isinstance(state, dict):
+                raise TypeError("the top level is not an object")
             if state["format_version"] != FORMAT_VERSION:
                 raise ValueError(f"unknown format_version {state['format_version']!r}")
-            columns = list(state["columns"])
-            for spec in columns:
-                if spec["kind"] == "numeric":
-                    for key in ("median", "mean", "scale"):
-                        float(spec[key])
-                    bool(spec["indicator"])
-                elif spec["kind"] == "categorical":
-                    if not all(isinstance(c, str) for c in spec["categories"]):
-                        raise ValueError(f"categories of '{spec['name']}' are not strings")
-                else:
-                    raise ValueError(f"unknown column kind {spec['kind']!r}")
-                str(spec["name"])
-        except (KeyError, TypeError, ValueError) as exc:
+            if not isinstance(state["columns"], list):
+                raise TypeError("'columns' is not a list")
+            # Specs are rebuilt, not taken as read: a value that merely converts (a numeric
+            # string, NaN, a zero scale) would otherwise load and then score garbage.
+            columns = [_checked_spec(spec) for spec in state["columns"]]
+        except KeyError as exc:
+            raise InputError(MSG_BAD_STATE.format(reason=f"missing key {exc}")) from None
+        except (TypeError, ValueError) as exc:
             raise InputError(MSG_BAD_STATE.format(reason=exc)) from None
+        names = [spec["name"] for spec in columns]
+        if len(set(names)) != len(names):
+            raise InputError(MSG_BAD_STATE.format(reason="a column is listed twice"))
         encoder = cls()
         encoder.columns_ = columns
         return encoder
+
+
+def _checked_spec(spec: Any) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        raise TypeError("a column entry is not an object")
+    name = spec["name"]
+    if not isinstance(name, str):
+        raise TypeError(f"column name {name!r} is not a string")
+    if spec["kind"] == "numeric":
+        numbers = {}
+        for key in ("median", "mean", "scale"):
+            value = spec[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{key} of '{name}' is not a finite number")
+            numbers[key] = float(value)
+        if numbers["scale"] <= 0:
+            raise ValueError(f"scale of '{name}' is not positive")
+        if not isinstance(spec["indicator"], bool):
+            raise TypeError(f"indicator of '{name}' is not true/false")
+        return {"name": name, "kind": "numeric", **numbers, "indicator": spec["indicator"]}
+    if spec["kind"] == "categorical":
+        categories = spec["categories"]
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            raise TypeError(f"categories of '{name}' are not a list of strings")
+        if len(set(categories)) != len(categories):
+            raise ValueError(f"categories of '{name}' repeat a value")
+        return {"name": name, "kind": "categorical", "categories": list(categories)}
+    raise ValueError(f"unknown column kind {spec['kind']!r}")

@@ -6,17 +6,18 @@ import json
 import math
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .gates import GateOutcome
-from .metrics import EvaluationResult
-from .preprocess import EncodingReport
+
+if TYPE_CHECKING:
+    from .metrics import EvaluationResult
+    from .preprocess import EncodingReport
 
 __all__ = [
     "to_json",
@@ -49,7 +50,7 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
+    if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None

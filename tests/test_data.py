@@ -1,0 +1,443 @@
+"""Tests for sqnn_cli.data: reading tables, assigning column roles, validating rows.
+
+Frames are built from CSV text with the same reader options as ``read_table`` so that
+column dtypes (bool, int with gaps, pandas' string dtype) are the ones a user's file
+really produces, not the ones a hand-built DataFrame happens to have.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sqnn_cli.data import (
+    MAX_SENSITIVE_LEVELS,
+    ColumnRoles,
+    csv_line_numbers,
+    group_labels,
+    parse_bins,
+    prepare,
+    read_table,
+    resolve_roles,
+    write_table,
+)
+from sqnn_cli.errors import InputError
+
+
+def frame_of(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text), low_memory=False, skipinitialspace=True)
+
+
+def csv_text(columns: dict[str, list]) -> str:
+    rows = zip(*columns.values())
+    lines = [",".join(columns)] + [",".join("" if v is None else str(v) for v in row) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+SMALL = "age,colour,sex,y\n30,red,F,1\n40,blue,M,0\n50,red,F,0\n60,green,M,1\n"
+
+
+# -- read_table ---------------------------------------------------------------------
+class TestReadTable:
+    def test_plain_and_gzipped_csv_read_the_same(self, tmp_path):
+        plain = tmp_path / "t.csv"
+        plain.write_text(SMALL)
+        zipped = tmp_path / "t.csv.gz"
+        with gzip.open(zipped, "wt") as handle:
+            handle.write(SMALL)
+        a, b = read_table(plain), read_table(zipped)
+        pd.testing.assert_frame_equal(a, b)
+        assert list(a.columns) == ["age", "colour", "sex", "y"]
+        assert len(a) == 4
+
+    def test_header_names_are_stripped(self, tmp_path):
+        path = tmp_path / "t.csv"
+        path.write_text(" age , sex,y \n1,F,0\n2,M,1\n")
+        assert list(read_table(path).columns) == ["age", "sex", "y"]
+
+    def test_missing_file_names_it(self, tmp_path):
+        with pytest.raises(InputError, match=r"nope\.csv.*does not exist"):
+            read_table(tmp_path / "nope.csv")
+
+    def test_directory_is_not_a_file(self, tmp_path):
+        with pytest.raises(InputError, match="is not a file"):
+            read_table(tmp_path)
+
+    @pytest.mark.parametrize(
+        "name, content",
+        [
+            ("zero.csv", b""),
+            ("blank.csv", b"\n\n"),
+            ("header.csv", b"a,b,y\n"),
+            ("zero.csv.gz", gzip.compress(b"")),
+            ("header.csv.gz", gzip.compress(b"a,b,y\n")),
+        ],
+    )
+    def test_empty_files_have_no_rows(self, tmp_path, name, content):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(InputError, match=re.escape(f"data file '{path}' has no rows")):
+            read_table(path)
+
+    def test_gz_name_on_plain_bytes_is_unreadable_not_a_crash(self, tmp_path):
+        path = tmp_path / "fake.csv.gz"
+        path.write_text(SMALL)
+        with pytest.raises(InputError, match=r"cannot read .*fake\.csv\.gz"):
+            read_table(path)
+
+
+# -- csv_line_numbers -----------------------------------------------------------------
+def test_csv_line_numbers_count_the_header_and_truncate():
+    assert csv_line_numbers([0]) == "2"
+    assert csv_line_numbers([0, 3, 9]) == "2, 5, 11"
+    assert csv_line_numbers(range(7)) == "2, 3, 4, 5, 6, ..."
+    assert csv_line_numbers(range(7), limit=2) == "2, 3, ..."
+
+
+# -- resolve_roles --------------------------------------------------------------------
+class TestResolveRoles:
+    def test_last_column_is_the_default_target(self):
+        roles = resolve_roles(frame_of(SMALL), target=None, sensitive=["sex"])
+        assert roles.target == "y"
+        assert roles.features == ("age", "colour")
+        assert roles.sensitive == ("sex",)
+
+    @pytest.mark.parametrize(
+        "values, positive",
+        [
+            ([0, 1, 1, 0], "1"),
+            ([0.0, 1.0, None, 0.0], "1"),  # a gap turns 0/1 into floats
+            ([1, 2, 2, 1], "2"),
+            (["True", "False", "True", "False"], "True"),
+            (["True", "False", None, "False"], "True"),  # object dtype, not bool
+            (["yes", "no", "no", "yes"], "yes"),
+            (["No", "Yes", "No", "Yes"], "Yes"),
+            (["n", "y", "n", "y"], "y"),
+            (["<=50K", ">50K", "<=50K", ">50K"], ">50K"),
+            (["negative", "positive", "negative", "positive"], "positive"),
+        ],
+    )
+    def test_positive_class_is_inferred_for_two_valued_targets(self, values, positive):
+        frame = frame_of(csv_text({"x": [1, 2, 3, 4], "s": ["a", "b", "a", "b"], "y": values}))
+        roles = resolve_roles(frame, target="y", sensitive=["s"])
+        assert roles.positive_label == positive
+
+    def test_three_valued_target_lists_its_values_and_asks_for_positive(self):
+        frame = frame_of(csv_text({"x": [1, 2, 3], "s": ["a", "b", "a"], "y": ["low", "mid", "high"]}))
+        with pytest.raises(InputError) as info:
+            resolve_roles(frame, target="y", sensitive=["s"])
+        message = str(info.value)
+        assert "target 'y' has 3 distinct values" in message
+        for value in ("low", "mid", "high"):
+            assert repr(value) in message
+        assert "--positive" in message
+
+    def test_many_valued_target_listing_is_truncated(self):
+        frame = frame_of(csv_text({"x": range(20), "s": ["a", "b"] * 10, "y": list(range(20))}))
+        with pytest.raises(InputError, match=r"20 distinct values .*, \.\.\.\)"):
+            resolve_roles(frame, target="y", sensitive=["s"])
+
+    @pytest.mark.parametrize(
+        "values, given, chosen",
+        [
+            (["low", "mid", "high"], "high", "high"),
+            ([0, 1, 2], "2", "2"),
+            ([0, 1, 2], "2.0", "2"),  # the label, not the text typed
+            ([0.5, 1.5, 2.5], "1.5", "1.5"),
+            ([0, 1, 1], "0", "0"),  # an explicit choice overrides the 0/1 default
+        ],
+    )
+    def test_positive_option_selects_the_class(self, values, given, chosen):
+        frame = frame_of(csv_text({"x": [1, 2, 3], "s": ["a", "b", "a"], "y": values}))
+        roles = resolve_roles(frame, target="y", sensitive=["s"], positive=given)
+        assert roles.positive_label == chosen
+
+    def test_positive_option_not_among_the_values(self):
+        frame = frame_of(csv_text({"x": [1, 2, 3], "s": ["a", "b", "a"], "y": ["low", "mid", "high"]}))
+        with pytest.raises(InputError) as info:
+            resolve_roles(frame, target="y", sensitive=["s"], positive="medium")
+        message = str(info.value)
+        assert "--positive 'medium'" in message and "target 'y'" in message and "'mid'" in message
+
+    def test_single_class_target(self):
+        frame = frame_of(csv_text({"x": [1, 2], "s": ["a", "b"], "y": [1, 1]}))
+        with pytest.raises(InputError, match="target 'y' has a single class"):
+            resolve_roles(frame, target="y", sensitive=["s"])
+
+    def test_entirely_empty_target(self):
+        frame = frame_of(csv_text({"x": [1, 2], "s": ["a", "b"], "y": [None, None]}))
+        with pytest.raises(InputError, match="target 'y' is entirely empty"):
+            resolve_roles(frame, target="y", sensitive=["s"])
+
+    @pytest.mark.parametrize(
+        "kwargs, column",
+        [
+            ({"target": "label", "sensitive": ["sex"]}, "label"),
+            ({"target": "y", "sensitive": ["gender"]}, "gender"),
+            ({"target": "y", "sensitive": ["sex"], "drop": ["id"]}, "id"),
+        ],
+    )
+    def test_missing_column_is_named_with_the_columns_present(self, kwargs, column):
+        with pytest.raises(InputError) as info:
+            resolve_roles(frame_of(SMALL), **kwargs)
+        assert str(info.value) == f"column '{column}' is not in the data (columns: age, colour, sex, y)"
+
+    def test_numeric_sensitive_with_many_levels_is_refused_with_a_bins_hint(self):
+        ages = list(range(20, 20 + MAX_SENSITIVE_LEVELS + 1))
+        frame = frame_of(csv_text({"x": ages, "age": ages, "y": [0, 1] * 5 + [0]}))
+        with pytest.raises(InputError) as info:
+            resolve_roles(frame, target="y", sensitive=["age"])
+        message = str(info.value)
+        assert "'age'" in message and f"{len(ages)} distinct values" in message
+        assert "--sensitive-bins age=" in message
+
+    def test_numeric_sensitive_at_the_level_limit_and_text_sensitive_are_accepted(self):
+        levels = list(range(MAX_SENSITIVE_LEVELS))
+        names = [f"n{i}" for i in range(3 * MAX_SENSITIVE_LEVELS)]
+        frame = frame_of(csv_text({"x": names, "grade": levels * 3, "name": names, "y": [0, 1] * 15}))
+        roles = resolve_roles(frame, target="y", sensitive=["grade", "name"])
+        assert roles.sensitive == ("grade", "name")
+
+    def test_binned_numeric_sensitive_is_accepted(self):
+        ages = list(range(20, 60))
+        frame = frame_of(csv_text({"x": ages, "age": ages, "y": [0, 1] * 20}))
+        roles = resolve_roles(frame, target="y", sensitive=["age"], sensitive_bins={"age": (30.0, 50.0)})
+        assert roles.sensitive_bins == {"age": (30.0, 50.0)}
+
+    @pytest.mark.parametrize(
+        "kwargs, fragment",
+        [
+            ({"target": "y", "sensitive": ["y"]}, "column 'y' cannot be both the target and sensitive"),
+            ({"target": None, "sensitive": ["y"]}, "column 'y' cannot be both the target and sensitive"),
+            ({"target": "y", "sensitive": ["sex"], "drop": ["sex"]}, "column 'sex' cannot be both sensitive and dropped"),
+            ({"target": "y", "sensitive": ["sex"], "drop": ["y"]}, "column 'y' cannot be both the target and dropped"),
+            (
+                {"target": "y", "sensitive": ["sex"], "sensitive_bins": {"age": (40.0,)}},
+                "--sensitive-bins names 'age', which is not a --sensitive column",
+            ),
+            (
+                {"target": "y", "sensitive": ["sex"], "drop": ["age", "colour"]},
+                "no feature columns are left",
+            ),
+        ],
+    )
+    def test_role_clashes(self, kwargs, fragment):
+        with pytest.raises(InputError, match=re.escape(fragment)):
+            resolve_roles(frame_of(SMALL), **kwargs)
+
+    def test_sensitive_columns_are_features_only_on_request(self):
+        frame = frame_of(SMALL)
+        assert resolve_roles(frame, target="y", sensitive=["sex"]).features == ("age", "colour")
+        roles = resolve_roles(frame, target="y", sensitive=["sex"], sensitive_as_feature=True)
+        assert roles.features == ("age", "colour", "sex")
+
+    def test_dropped_columns_and_repeated_options(self):
+        roles = resolve_roles(frame_of(SMALL), target="y", sensitive=["sex", "sex"], drop=["colour", "colour"])
+        assert roles.sensitive == ("sex",)
+        assert roles.dropped == ("colour",)
+        assert roles.features == ("age",)
+
+    def test_roles_survive_json(self):
+        roles = resolve_roles(
+            frame_of(SMALL),
+            target="y",
+            sensitive=["sex", "age"],
+            drop=["colour"],
+            sensitive_bins={"age": (45.0,)},
+            sensitive_as_feature=True,
+        )
+        again = ColumnRoles.from_dict(json.loads(json.dumps(roles.to_dict())))
+        assert again == roles
+
+
+# -- parse_bins and group labels --------------------------------------------------------
+class TestBins:
+    def test_parse_sorts_edges_and_keeps_columns_apart(self):
+        assert parse_bins(["age=65,25", " income = 1e4 , 5e4 "]) == {"age": (25.0, 65.0), "income": (1e4, 5e4)}
+        assert parse_bins([]) == {}
+
+    @pytest.mark.parametrize("spec", ["age", "age=", "=25", "age=young", "age=25,x", "age=nan", "age=inf", "age=,"])
+    def test_parse_refuses_malformed_specs(self, spec):
+        with pytest.raises(InputError, match=re.escape(f"got '{spec}'")):
+            parse_bins([spec])
+
+    def test_binned_labels_put_each_edge_in_the_upper_bin(self):
+        frame = frame_of(csv_text({"age": [10, 25, 40, 64.5, 65, 90, None], "y": [0, 1, 0, 1, 0, 1, 0]}))
+        roles = ColumnRoles(
+            target="y", positive_label="1", sensitive=("age",), features=("y",), sensitive_bins={"age": (25.0, 65.0)}
+        )
+        labels = group_labels(frame, roles)
+        assert labels.tolist()[:6] == [
+            "age<25",
+            "25<=age<65",
+            "25<=age<65",
+            "25<=age<65",
+            "age>=65",
+            "age>=65",
+        ]
+        assert pd.isna(labels.iloc[6])
+
+    def test_bins_on_a_non_numeric_value_are_refused(self):
+        frame = frame_of(csv_text({"age": [10, "old"], "x": [1, 2], "y": [0, 1]}))
+        roles = resolve_roles(frame, target="y", sensitive=["age"], sensitive_bins={"age": (30.0,)})
+        with pytest.raises(InputError, match="sensitive column 'age' holds non-numeric value 'old'"):
+            prepare(frame, roles)
+
+    def test_intersectional_labels_combine_every_sensitive_column(self):
+        frame = frame_of(
+            csv_text(
+                {
+                    "x": [1, 2, 3, 4, 5, 6],
+                    "sex": ["F", "M", "F", "M", "F", "M"],
+                    "race": ["A", "A", "B", "B", "C", "C"],
+                    "grade": [1, 1, 2, 2, 3, None],
+                    "y": [0, 1, 0, 1, 0, 1],
+                }
+            )
+        )
+        roles = resolve_roles(frame, target="y", sensitive=["sex", "race", "grade"])
+        labels = group_labels(frame, roles)
+        # grade has a gap, so pandas reads it as float; labels must still say 1, not 1.0.
+        assert labels.tolist()[:5] == ["F & A & 1", "M & A & 1", "F & B & 2", "M & B & 2", "F & C & 3"]
+        assert pd.isna(labels.iloc[5])
+        data = prepare(frame, roles, drop_missing=True)
+        assert len(np.unique(data.groups)) == 5
+
+
+# -- prepare --------------------------------------------------------------------------
+class TestPrepare:
+    def test_splits_a_clean_table_row_for_row(self):
+        frame = frame_of(SMALL)
+        roles = resolve_roles(frame, target="y", sensitive=["sex"])
+        data = prepare(frame, roles, for_training=True)
+        assert list(data.features.columns) == ["age", "colour"]
+        assert data.y.tolist() == [1, 0, 0, 1]
+        assert data.groups.tolist() == ["F", "M", "F", "M"]
+        assert data.rows_dropped == 0
+
+    def test_labels_follow_the_chosen_positive_class(self):
+        frame = frame_of(csv_text({"x": [1, 2, 3, 4], "s": ["a", "b", "a", "b"], "y": ["lo", "hi", "mid", "hi"]}))
+        roles = resolve_roles(frame, target="y", sensitive=["s"], positive="hi")
+        assert prepare(frame, roles).y.tolist() == [0, 1, 0, 1]
+
+    def test_missing_target_rows_are_refused_with_count_and_lines(self):
+        frame = frame_of(csv_text({"x": range(6), "s": list("ababab"), "y": [0, None, 1, 0, None, 1]}))
+        roles = resolve_roles(frame, target="y", sensitive=["s"])
+        with pytest.raises(InputError) as info:
+            prepare(frame, roles)
+        message = str(info.value)
+        # Rows 1 and 4 are CSV lines 3 and 6: the header is line 1.
+        assert message.startswith("2 row(s) have no value for target 'y' (CSV lines 3, 6)")
+        assert "--drop-missing" in message
+
+    def test_missing_sensitive_rows_are_refused_with_count_and_lines(self):
+        frame = frame_of(csv_text({"x": range(8), "s": [None] * 7 + ["a"], "t": ["u", "v"] * 4, "y": [0, 1] * 4}))
+        roles = resolve_roles(frame, target="y", sensitive=["s", "t"])
+        with pytest.raises(InputError) as info:
+            prepare(frame, roles)
+        assert str(info.value).startswith("7 row(s) have no value for sensitive 's', 't' (CSV lines 2, 3, 4, 5, 6, ...)")
+
+    def test_drop_missing_counts_rows_missing_either(self):
+        frame = frame_of(
+            csv_text({"x": range(6), "s": ["a", None, "b", None, "a", "b"], "y": [0, None, 1, 0, None, 1]})
+        )
+        roles = resolve_roles(frame, target="y", sensitive=["s"])
+        data = prepare(frame, roles, drop_missing=True)
+        assert data.rows_dropped == 3
+        assert data.kept_index.tolist() == [0, 2, 5]
+        assert data.y.tolist() == [0, 1, 1]
+        assert data.groups.tolist() == ["a", "b", "b"]
+
+    def test_drop_missing_that_leaves_nothing(self):
+        frame = frame_of(csv_text({"x": [1, 2], "s": ["a", "b"], "y": [0, 1]}))
+        frame["y"] = np.nan
+        roles = ColumnRoles(target="y", positive_label="1", sensitive=("s",), features=("x",))
+        with pytest.raises(InputError, match="no rows are left"):
+            prepare(frame, roles, drop_missing=True)
+
+    def test_single_group_is_refused(self):
+        frame = frame_of(csv_text({"x": [1, 2, 3], "s": ["a", "a", "a"], "y": [0, 1, 0]}))
+        roles = resolve_roles(frame, target="y", sensitive=["s"])
+        with pytest.raises(InputError, match=r"sensitive attribute 's' has a single group \(a\)"):
+            prepare(frame, roles)
+
+    def test_single_group_left_after_dropping_missing_rows_is_refused(self):
+        frame = frame_of(csv_text({"x": [1, 2, 3], "s": ["a", "a", "b"], "y": [0, 1, None]}))
+        roles = resolve_roles(frame, target="y", sensitive=["s"])
+        with pytest.raises(InputError, match="single group"):
+            prepare(frame, roles, drop_missing=True)
+
+    def test_all_missing_feature_is_refused_for_training_only(self):
+        frame = frame_of(csv_text({"x": [1, 2, 3, 4], "empty": [None] * 4, "s": list("abab"), "y": [0, 1, 0, 1]}))
+        roles = resolve_roles(frame, target="y", sensitive=["s"])
+        with pytest.raises(InputError) as info:
+            prepare(frame, roles, for_training=True)
+        assert str(info.value) == "column 'empty' is entirely empty; leave it out with --drop empty"
+        # At evaluation the encoder imputes it like any other gap.
+        assert prepare(frame, roles).features["empty"].isna().all()
+
+    def test_feature_empty_only_in_dropped_rows_counts_as_all_missing(self):
+        frame = frame_of(csv_text({"x": [1, 2, 3, 4], "f": [None, None, None, 5], "s": list("abab"), "y": [0, 1, 0, None]}))
+        roles = resolve_roles(frame, target="y", sensitive=["s"])
+        with pytest.raises(InputError, match="column 'f' is entirely empty"):
+            prepare(frame, roles, drop_missing=True, for_training=True)
+
+    def test_single_class_is_refused_for_training_only(self):
+        frame = frame_of(csv_text({"x": [1, 2, 3], "s": ["a", "b", "a"], "y": [0, 1, 1]}))
+        roles = resolve_roles(frame, target="y", sensitive=["s"])
+        only_positive = frame.iloc[1:]
+        with pytest.raises(InputError, match="single class"):
+            prepare(only_positive, roles, for_training=True)
+        assert prepare(only_positive, roles).y.tolist() == [1, 1]
+
+    def test_missing_column_at_evaluation(self):
+        frame = frame_of(SMALL)
+        roles = resolve_roles(frame, target="y", sensitive=["sex"])
+        with pytest.raises(InputError, match="column 'colour' is not in the data"):
+            prepare(frame.drop(columns="colour"), roles)
+
+    def test_prediction_needs_only_the_features(self):
+        frame = frame_of(SMALL)
+        roles = resolve_roles(frame, target="y", sensitive=["sex"])
+        data = prepare(frame[["age", "colour"]], roles, need_target=False, need_sensitive=False)
+        assert data.y is None and data.groups is None
+        assert len(data.features) == 4
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["0", "1", ""]), min_size=2, max_size=30))
+def test_reported_lines_are_the_lines_with_a_missing_target(cells):
+    """Whatever the pattern of gaps, the named lines are exactly the empty ones in the file."""
+    text = "x,s,y\n" + "".join(f"{i},{'ab'[i % 2]},{cell}\n" for i, cell in enumerate(cells))
+    frame = frame_of(text)
+    roles = ColumnRoles(target="y", positive_label="1", sensitive=("s",), features=("x",))
+    file_lines = text.splitlines()
+    empty = [number for number, line in enumerate(file_lines, start=1) if number > 1 and line.endswith(",")]
+    if not empty:
+        return
+    with pytest.raises(InputError) as info:
+        prepare(frame, roles)
+    match = re.search(r"^(\d+) row\(s\).*\(CSV lines ([^)]*)\)", str(info.value))
+    assert int(match.group(1)) == len(empty)
+    shown = [int(n) for n in match.group(2).replace(", ...", "").split(", ")]
+    assert shown == empty[:5]
+
+
+# -- write_table ----------------------------------------------------------------------
+def test_write_table_refuses_to_replace_without_overwrite(tmp_path):
+    path = tmp_path / "out.csv.gz"
+    frame = frame_of(SMALL)
+    write_table(frame, path)
+    with pytest.raises(InputError, match="already exists; pass --overwrite"):
+        write_table(frame, path)
+    write_table(frame.iloc[:2], path, overwrite=True)
+    assert len(read_table(path)) == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
