@@ -13,6 +13,7 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from .errors import BundleError, InputError
 from .estimator import SQNNClassifier
 from .preprocess import TabularEncoder
 
-__all__ = ["ModelBundle", "save_bundle", "load_bundle", "fresh_bundle_path", "SCHEMA_VERSION", "WEIGHTS_FILE", "PREPROCESS_FILE", "META_FILE"]
+__all__ = ["ModelBundle", "save_bundle", "load_bundle", "fresh_bundle_path", "check_writable", "SCHEMA_VERSION", "WEIGHTS_FILE", "PREPROCESS_FILE", "META_FILE"]
 
 SCHEMA_VERSION = 1
 WEIGHTS_FILE = "weights.pt"
@@ -40,6 +41,10 @@ MSG_TAMPERED = "model bundle '{path}' was modified after training: {file} does n
 MSG_UNSAFE_WEIGHTS = "model bundle '{path}': {file} holds more than plain tensors, refusing to load it ({reason})"
 MSG_NEWER_SCHEMA = "model bundle '{path}' has schema version {version}; this sqnn reads version {supported}"
 MSG_EXISTS = "output directory '{path}' already exists; pass --overwrite to replace it"
+MSG_META_TAMPERED = "model bundle '{path}' was modified after training: meta.json does not match its own checksum"
+MSG_NOT_REPLACEABLE = "'{path}' exists and is not an sqnn model bundle; --overwrite only replaces bundles"
+META_CHECKSUM = "meta_sha256"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -64,6 +69,39 @@ def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
 
 
+def _meta_checksum(meta: dict[str, Any]) -> str:
+    """sha256 of meta.json's content in canonical form, so that any edit is detected."""
+    content = {k: v for k, v in meta.items() if k != META_CHECKSUM}
+    return _sha256_bytes(json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False).encode())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = _ANSI.sub("", str(exc)).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def check_writable(path: Path, *, overwrite: bool) -> None:
+    """Refuse, before any work is done, a destination that saving would have to refuse.
+
+    An empty directory is as good as none; anything else needs ``overwrite``, and even
+    then only a previous bundle is replaced.
+    """
+    if path.is_dir() and not any(path.iterdir()):
+        return
+    if path.exists() and not overwrite:
+        raise InputError(MSG_EXISTS.format(path=path))
+    if path.exists() and not _is_replaceable(path):
+        raise InputError(MSG_NOT_REPLACEABLE.format(path=path))
+
+
+def _is_replaceable(path: Path) -> bool:
+    """Only a previous bundle (or an empty directory) may be replaced by --overwrite."""
+    if not path.is_dir():
+        return False
+    names = {child.name for child in path.iterdir()}
+    return not names or (META_FILE in names and names <= {META_FILE, WEIGHTS_FILE, PREPROCESS_FILE})
+
+
 def save_bundle(
     path: str | Path,
     *,
@@ -78,8 +116,7 @@ def save_bundle(
     one, never a half-written bundle.
     """
     target = Path(path)
-    if target.exists() and not overwrite:
-        raise InputError(MSG_EXISTS.format(path=target))
+    check_writable(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
 
     model_description, weights = estimator.fitted_state()
@@ -97,6 +134,7 @@ def save_bundle(
             PREPROCESS_FILE: _sha256_bytes(preprocess_bytes),
         },
     }
+    full_meta[META_CHECKSUM] = _meta_checksum(full_meta)
 
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
@@ -144,13 +182,20 @@ def load_bundle(path: str | Path, *, device: str = "cpu") -> ModelBundle:
 
     try:
         meta = json.loads((root / META_FILE).read_text())
-        version = meta["schema_version"]
-        checksums = meta["files"]
-        meta["model"]["params"], meta["roles"]["target"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BundleError(MSG_NOT_A_BUNDLE.format(path=root, reason=f"meta.json is unreadable ({exc})")) from None
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(MSG_NOT_A_BUNDLE.format(path=root, reason=f"meta.json is not JSON ({_first_line(exc)})")) from None
+    if not isinstance(meta, dict) or META_CHECKSUM not in meta:
+        raise BundleError(MSG_NOT_A_BUNDLE.format(path=root, reason="meta.json carries no checksum"))
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BundleError(MSG_NOT_A_BUNDLE.format(path=root, reason="meta.json has no integer schema_version"))
+    if version > SCHEMA_VERSION:
         raise BundleError(MSG_NEWER_SCHEMA.format(path=root, version=version, supported=SCHEMA_VERSION))
+    if meta[META_CHECKSUM] != _meta_checksum(meta):
+        raise BundleError(MSG_META_TAMPERED.format(path=root))
+    checksums = meta.get("files")
+    if not isinstance(checksums, dict):
+        raise BundleError(MSG_NOT_A_BUNDLE.format(path=root, reason="meta.json lists no file checksums"))
 
     contents = {}
     for name in (WEIGHTS_FILE, PREPROCESS_FILE):
@@ -162,14 +207,24 @@ def load_bundle(path: str | Path, *, device: str = "cpu") -> ModelBundle:
     try:
         encoder = TabularEncoder.from_dict(json.loads(contents[PREPROCESS_FILE]))
     except ValueError as exc:
-        raise BundleError(MSG_NOT_A_BUNDLE.format(path=root, reason=str(exc))) from None
+        raise BundleError(MSG_NOT_A_BUNDLE.format(path=root, reason=_first_line(exc))) from None
     weights = _load_weights(root, contents[WEIGHTS_FILE])
     try:
+        roles = ColumnRoles.from_dict(meta["roles"])
+        if list(roles.features) != encoder.input_columns:
+            raise ValueError("the feature columns in meta.json and preprocess.json differ")
+        if not roles.sensitive:
+            raise ValueError("meta.json names no sensitive column")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(MSG_NOT_A_BUNDLE.format(path=root, reason=f"bad column roles ({_first_line(exc)})")) from None
+    try:
         estimator = SQNNClassifier.from_fitted_state(meta["model"], weights, device=device)
-        ColumnRoles.from_dict(meta["roles"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(MSG_NOT_A_BUNDLE.format(path=root, reason=reason)) from None
+    except RuntimeError:
+        raise BundleError(
+            MSG_NOT_A_BUNDLE.format(path=root, reason="weights.pt does not fit the architecture described in meta.json")
+        ) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(MSG_NOT_A_BUNDLE.format(path=root, reason=f"bad model description ({_first_line(exc)})")) from None
     return ModelBundle(estimator=estimator, encoder=encoder, meta=meta, path=root)
 
 
@@ -179,8 +234,7 @@ def _load_weights(root: Path, data: bytes) -> dict[str, torch.Tensor]:
     # The bytes are untrusted: whatever the restricted unpickler or the zip reader
     # objects to, the answer is the same refusal.
     except Exception as exc:  # noqa: BLE001
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(MSG_UNSAFE_WEIGHTS.format(path=root, file=WEIGHTS_FILE, reason=reason[:200])) from None
+        raise BundleError(MSG_UNSAFE_WEIGHTS.format(path=root, file=WEIGHTS_FILE, reason=_first_line(exc))) from None
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise BundleError(MSG_UNSAFE_WEIGHTS.format(path=root, file=WEIGHTS_FILE, reason="not a mapping of tensors"))
     return weights

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from . import __version__, report
 from .errors import InputError
-from .gates import Gate, check_gates
+from .gates import check_gates, gates_from_options
 
 # The core (torch, scikit-learn, pandas) is imported inside each command, so that
 # `sqnn --help` and `sqnn --version` answer at once.
@@ -88,6 +88,17 @@ def main_options(
 class StraightThrough(str, enum.Enum):
     sigmoid = "sigmoid"
     identity = "identity"
+
+
+class PruneMode(str, enum.Enum):
+    zero = "zero"
+    clamp = "clamp"
+
+
+class Ranking(str, enum.Enum):
+    bias = "bias"
+    ratio = "ratio"
+    conditional = "conditional"
 
 
 class Device(str, enum.Enum):
@@ -182,7 +193,7 @@ def train(
       sqnn train adult.csv.gz -t income -s sex --gamma 0.5 --test-size 0.3 --out adult-model/
     """
     from . import pipeline
-    from .bundle import fresh_bundle_path, save_bundle
+    from .bundle import check_writable, fresh_bundle_path, save_bundle
     from .data import parse_bins, read_table, resolve_roles
     from .estimator import SQNNClassifier
 
@@ -201,8 +212,7 @@ def train(
     bundle_dir = out if out is not None else fresh_bundle_path(data)
     if out is None:
         report.info(err, f"the model will be written to {bundle_dir}/ (choose with --out)")
-    if bundle_dir.exists() and not overwrite:
-        raise InputError(f"output directory '{bundle_dir}' already exists; pass --overwrite to replace it")
+    check_writable(bundle_dir, overwrite=overwrite)
 
     estimator = SQNNClassifier(
         gamma=gamma,
@@ -304,16 +314,14 @@ def evaluate(
         drop_missing=drop_missing,
     )
     result = evaluation.result
-    gates = [
-        Gate(metric, bound, kind)
-        for metric, bound, kind in (
-            ("gpa", max_gpa, "max"),
-            ("audc", max_audc, "max"),
-            ("dp_difference", max_dp, "max"),
-            ("auc", min_auc, "min"),
-        )
-        if bound is not None
-    ]
+    gates = gates_from_options(
+        {
+            "--max-gpa": ("gpa", "max", max_gpa),
+            "--max-audc": ("audc", "max", max_audc),
+            "--max-dp": ("dp_difference", "max", max_dp),
+            "--min-auc": ("auc", "min", min_auc),
+        }
+    )
     outcomes = check_gates(result.to_dict(), gates)
 
     if evaluation.rows_dropped:
@@ -372,6 +380,138 @@ def predict(
         report.warn(err, note)
     written = write_table(scored, out, overwrite=overwrite)
     report.info(err, f"wrote {len(scored)} scored rows to {written}")
+
+
+# -- audit-representation ---------------------------------------------------------------
+@app.command("audit-representation")
+@_command
+def audit_representation(
+    model: ModelArg,
+    data: DataArg,
+    trees: Annotated[int, typer.Option(min=1, help="Trees per random forest (the paper used 1000).")] = 1000,
+    test_size: Annotated[float, typer.Option(help="Fraction of rows the forests are scored on.")] = 0.3,
+    draws: Annotated[int, typer.Option(min=1, help="Sampled codes stacked per row.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seeds the split, the forests and the estimates.")] = 0,
+    n_jobs: Annotated[int, typer.Option(help="Cores for the forests; -1 uses all.")] = -1,
+    json_output: JsonOpt = False,
+    interventions: Annotated[
+        bool, typer.Option("--interventions", help="Also remove the top-k neurons by each ranking, k = 0..m, and report the metrics.")
+    ] = False,
+    mode: Annotated[PruneMode, typer.Option(help="Remove a neuron by zeroing its outgoing weights, or clamp it to its mean firing rate.")] = PruneMode.zero,
+    random_repeats: Annotated[int, typer.Option(min=1, help="Random rankings averaged as the control.")] = 5,
+    plot: Annotated[Optional[Path], typer.Option(help="With --interventions: write a PNG of bias against AUC per ranking.", show_default=False)] = None,
+    threshold: ThresholdOpt = 0.5,
+    samples: SamplesOpt = None,
+    min_group_size: MinGroupOpt = 30,
+    drop_missing: DropMissingOpt = False,
+    max_adrg: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if ADRG of either audited view is above this.", show_default=False)] = None,
+    max_leakage_auc: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the leakage AUC of either view is above this.", show_default=False)] = None,
+    max_mi: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the joint I(T;S) in bits is above this.", show_default=False)] = None,
+) -> None:
+    """Audit what the binary code still reveals about S: random forests, information flows, interventions.
+
+    Two views are audited: the sampled code (what a released code reveals, the paper's object) and the firing probabilities θ (what anyone holding the encoder sees). Information figures are exact from θ where possible and say which estimator gave them.
+
+    [bold]Examples[/]
+
+      sqnn audit-representation compas-model/ sample_data/compas.csv
+
+      sqnn audit-representation compas-model/ test.csv --json --max-adrg 0.05 --max-leakage-auc 0.6
+
+      sqnn audit-representation compas-model/ test.csv --interventions --plot interventions.png
+    """
+    from . import pipeline
+    from .bundle import load_bundle
+    from .data import read_table
+
+    if plot is not None and not interventions:
+        raise InputError("--plot draws the intervention curves; add --interventions")
+    bundle = load_bundle(model)
+    frame = read_table(data)
+    with report.task_progress(err) as progress:
+        outcome = pipeline.audit(
+            bundle, frame, trees=trees, test_size=test_size, draws=draws, seed=seed, n_jobs=n_jobs,
+            interventions=interventions, mode=mode.value, random_repeats=random_repeats, threshold=threshold,
+            min_group_size=min_group_size, n_samples=samples, drop_missing=drop_missing, progress=progress,
+        )  # fmt: skip
+    audit = outcome.audit
+    worst = {
+        "adrg": max(audit.code.adrg, audit.theta.adrg),
+        "leakage_auc": max(audit.code.leakage_auc, audit.theta.leakage_auc),
+        "mi_joint": audit.mi_joint.bits,
+    }
+    outcomes = check_gates(
+        worst,
+        gates_from_options(
+            {
+                "--max-adrg": ("adrg", "max", max_adrg),
+                "--max-leakage-auc": ("leakage_auc", "max", max_leakage_auc),
+                "--max-mi": ("mi_joint", "max", max_mi),
+            }
+        ),
+    )
+    if outcome.rows_dropped:
+        report.warn(err, f"{outcome.rows_dropped} row(s) with a missing target or sensitive value were left out")
+    for note in report.encoding_notes(outcome.encoding) + report.audit_notes(audit):
+        report.warn(err, note)
+    if plot is not None and outcome.interventions:
+        report.plot_interventions(outcome.interventions, plot, title=f"{model.name}: interventions on {data.name}")
+        report.info(err, f"wrote the intervention plot to {plot}")
+    if json_output:
+        payload = audit.to_dict()
+        if outcome.interventions is not None:
+            payload["interventions"] = {
+                "mode": mode.value,
+                "curves": report.intervention_summary(outcome.interventions),
+                "points": [p.to_dict() for p in outcome.interventions],
+            }
+        payload["gates"] = [o.to_dict() for o in outcomes]
+        typer.echo(report.to_json(payload))
+    else:
+        report.render_audit(err, audit, title=f"representation audit of {model.name or model} on {data.name}")
+        if outcome.interventions:
+            report.render_interventions(err, outcome.interventions, mode=mode.value)
+    report.render_gates(err, outcomes)
+    if not all(o.passed for o in outcomes):
+        raise typer.Exit(EXIT_GATE)
+
+
+# -- prune ------------------------------------------------------------------------------
+@app.command()
+@_command
+def prune(
+    model: ModelArg,
+    data: Annotated[Path, typer.Argument(help="Labelled CSV on which the neurons' information flows are ranked.", show_default=False)],
+    k: Annotated[int, typer.Option("--k", min=1, help="How many binary neurons to remove.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory of the pruned bundle.", show_default=False)],
+    by: Annotated[Ranking, typer.Option(help="bias: I(T_i;S); ratio: I(T_i;S)/I(T_i;y); conditional: I(T_i;S|T_-i).")] = Ranking.bias,
+    mode: Annotated[PruneMode, typer.Option(help="Zero the neurons' outgoing weights, or clamp them to their mean firing rate.")] = PruneMode.zero,
+    seed: Annotated[int, typer.Option(help="Seeds the Monte-Carlo estimate behind conditional flows.")] = 0,
+    drop_missing: DropMissingOpt = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle directory.")] = False,
+) -> None:
+    """Write a copy of a model without the k binary neurons that carry most information about S.
+
+    The pruned bundle works with evaluate, predict and audit-representation; its meta.json records which neurons were removed, how and why.
+
+    [bold]Examples[/]
+
+      sqnn prune compas-model/ sample_data/compas.csv --k 4 --by bias --out compas-pruned/
+
+      sqnn prune compas-model/ train.csv --k 2 --by conditional --mode clamp --out pruned/
+    """
+    from . import pipeline
+    from .bundle import check_writable, load_bundle, save_bundle
+    from .data import read_table
+
+    bundle = load_bundle(model)
+    check_writable(out, overwrite=overwrite)
+    outcome = pipeline.prune(
+        bundle, read_table(data), k=k, by=by.value, mode=mode.value, data_path=data, seed=seed, drop_missing=drop_missing
+    )
+    saved = save_bundle(out, estimator=outcome.estimator, encoder=bundle.encoder, meta=outcome.meta, overwrite=overwrite)
+    removed = ", ".join(str(i) for i in outcome.removed)
+    report.info(err, f"removed neuron(s) {removed} (by {by.value}, {mode.value}); pruned model saved to {saved}/")
 
 
 # -- split ----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -220,19 +220,27 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         return torch.Generator(device=self._device()).manual_seed(int(self.random_state) + _SCORING_SEED_OFFSET)
 
     @torch.no_grad()
-    def predict_proba(self, X, *, n_samples: int | None = None) -> np.ndarray:
-        """(n, 2) class probabilities: p(y=1) is the mean over ``n_samples`` code draws."""
+    def code_draws(self, X, *, n_samples: int | None = None) -> Iterator[torch.Tensor]:
+        """The seeded code draws behind every score: (n_samples, rows, code_size) bit
+        tensors, one per chunk of rows, in row order.
+
+        Anything that rescores the same codes through an edited head (the audit's
+        interventions) sees exactly the draws that ``predict_proba`` uses.
+        """
         draws = int(n_samples if n_samples is not None else self.n_samples)
         if draws <= 0:
             raise ValueError(f"n_samples must be positive, got {draws}")
         features = self._inputs(X)
         generator = self._scoring_generator()
-        network = self.network_
-        scores = []
         for chunk in torch.split(features, _SCORING_CHUNK):
-            _, theta = network.encode(chunk)
-            bits = torch.bernoulli(theta.expand(draws, *theta.shape), generator=generator)
-            scores.append(torch.sigmoid(network.head(bits).squeeze(-1)).mean(dim=0))
+            _, theta = self.network_.encode(chunk)
+            yield torch.bernoulli(theta.expand(draws, *theta.shape), generator=generator)
+
+    @torch.no_grad()
+    def predict_proba(self, X, *, n_samples: int | None = None) -> np.ndarray:
+        """(n, 2) class probabilities: p(y=1) is the mean over ``n_samples`` code draws."""
+        head = self.network_.head
+        scores = [torch.sigmoid(head(bits).squeeze(-1)).mean(dim=0) for bits in self.code_draws(X, n_samples=n_samples)]
         positive = torch.cat(scores).double().cpu().numpy() if scores else np.zeros(0)
         return np.column_stack([1.0 - positive, positive])
 

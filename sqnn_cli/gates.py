@@ -6,20 +6,18 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
-__all__ = ["Gate", "GateOutcome", "check_gates"]
+__all__ = ["Gate", "GateOutcome", "check_gates", "gates_from_options"]
 
 
 @dataclass(frozen=True)
 class Gate:
-    """``metric`` must stay at most (``max``) or at least (``min``) ``bound``."""
+    """``metric`` must stay at most (``max``) or at least (``min``) ``bound``; ``option``
+    is the command-line flag that set it, so a failure names what the user typed."""
 
     metric: str
     bound: float
     kind: Literal["max", "min"]
-
-    @property
-    def option(self) -> str:
-        return f"--{self.kind}-{self.metric.split('_')[0]}"
+    option: str
 
 
 @dataclass(frozen=True)
@@ -39,12 +37,18 @@ class GateOutcome:
 
     def to_dict(self) -> dict:
         return {
+            "gate": self.gate.option,
             "metric": self.gate.metric,
             "kind": self.gate.kind,
             "bound": self.gate.bound,
             "value": self.value,
             "passed": self.passed,
         }
+
+
+def gates_from_options(options: Mapping[str, tuple[str, str, float | None]]) -> list[Gate]:
+    """Gates for the options the user gave: ``{option: (metric, kind, bound or None)}``."""
+    return [Gate(metric, bound, kind, option) for option, (metric, kind, bound) in options.items() if bound is not None]
 
 
 def check_gates(values: Mapping[str, float | None], gates: Sequence[Gate]) -> list[GateOutcome]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,14 @@ from .estimator import EpochCallback, SQNNClassifier
 from .metrics import EvaluationResult, evaluate_scores
 from .preprocess import EncodingReport, TabularEncoder
 
+if TYPE_CHECKING:
+    from .audit import InterventionPoint, RepresentationAudit
+
 __all__ = [
+    "AuditOutcome",
+    "PruneOutcome",
+    "audit",
+    "prune",
     "TrainingOutcome",
     "Evaluation",
     "train",
@@ -199,3 +206,103 @@ def split(
     except ValueError as exc:
         raise InputError(f"cannot split with --test-size {test_size}: {exc}") from None
     return frame.iloc[np.sort(train_rows)], frame.iloc[np.sort(test_rows)]
+
+
+@dataclass
+class AuditOutcome:
+    audit: "RepresentationAudit"
+    interventions: list["InterventionPoint"] | None
+    encoding: EncodingReport
+    rows_dropped: int
+
+
+def _encoded(bundle: ModelBundle, frame: pd.DataFrame, drop_missing: bool) -> tuple[np.ndarray, PreparedData, EncodingReport]:
+    data = prepare(frame, bundle.roles, drop_missing=drop_missing)
+    X, encoding = bundle.encoder.transform(data.features)
+    return X, data, encoding
+
+
+def audit(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    *,
+    trees: int = 1000,
+    test_size: float = 0.3,
+    draws: int = 1,
+    seed: int = 0,
+    n_jobs: int = -1,
+    interventions: bool = False,
+    mode: str = "zero",
+    random_repeats: int = 5,
+    threshold: float = 0.5,
+    min_group_size: int = 30,
+    n_samples: int | None = None,
+    drop_missing: bool = False,
+    progress=None,
+) -> AuditOutcome:
+    """The representation audit of a bundle on a labelled table, with interventions."""
+    from .audit import audit_representation, intervention_curves
+
+    X, data, encoding = _encoded(bundle, frame, drop_missing)
+    result = audit_representation(
+        bundle.estimator, X, data.y, data.groups, trees=trees, test_size=test_size, draws=draws, seed=seed,
+        n_jobs=n_jobs, progress=progress,
+    )  # fmt: skip
+    curves = None
+    if interventions:
+        curves = intervention_curves(
+            bundle.estimator, X, data.y, data.groups, result.neurons, mode=mode, random_repeats=random_repeats,
+            seed=seed, threshold=threshold, min_group_size=min_group_size, n_samples=n_samples,
+        )  # fmt: skip
+    return AuditOutcome(audit=result, interventions=curves, encoding=encoding, rows_dropped=data.rows_dropped)
+
+
+@dataclass
+class PruneOutcome:
+    estimator: SQNNClassifier
+    removed: list[int]
+    meta: dict[str, Any]
+
+
+def prune(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    *,
+    k: int,
+    by: str,
+    mode: str = "zero",
+    data_path: str | Path,
+    seed: int = 0,
+    drop_missing: bool = False,
+) -> PruneOutcome:
+    """Remove the k neurons that carry most information about S, ranked on ``frame``."""
+    from . import audit as audit_module
+
+    code_size = int(bundle.estimator.code_size)
+    if not 1 <= k <= code_size:
+        raise InputError(f"--k must be between 1 and the code size ({code_size}), got {k}")
+    X, data, _ = _encoded(bundle, frame, drop_missing)
+    theta = bundle.estimator.firing_probabilities(X).astype(np.float64)
+    neurons, _ = audit_module.neuron_flows(theta, data.groups, data.y, seed=seed)
+    already = {int(i) for step in bundle.meta.get("pruned", []) for i in step["neurons"]}
+    candidates = [i for i in audit_module.rank_neurons(neurons, by) if i not in already]
+    if k > len(candidates):
+        raise InputError(f"--k {k} is more than the {len(candidates)} neurons not yet pruned")
+    removed = candidates[:k]
+    pruned = audit_module.prune(bundle.estimator, removed, mode=mode, mean_rates=theta.mean(axis=0))
+    meta = {
+        key: value for key, value in bundle.meta.items()
+        if key not in {"schema_version", "sqnn_version", "torch_version", "python_version", "model", "files"}
+    }  # fmt: skip
+    previous = list(bundle.meta.get("pruned", []))
+    meta["pruned"] = previous + [
+        {
+            "neurons": [int(i) for i in removed],
+            "by": by,
+            "mode": mode,
+            "flows": [neurons[i].to_dict() for i in removed],
+            "ranking_data": {"file": Path(data_path).name, "sha256": file_sha256(data_path), "rows": len(data.y)},
+            "source_bundle_sha256": bundle.meta["files"],
+        }
+    ]
+    return PruneOutcome(estimator=pruned, removed=removed, meta=meta)

@@ -98,7 +98,9 @@ class TabularEncoder:
     def _fit_categorical(name: str, values: pd.Series) -> dict[str, Any]:
         text = _category_text(values)
         categories = sorted(text.dropna().unique().tolist())
-        if text.isna().any():
+        # A literal "<missing>" in the data shares the level with real gaps rather than
+        # repeating a category, which one-hot encoding cannot index.
+        if text.isna().any() and MISSING_LEVEL not in categories:
             categories.append(MISSING_LEVEL)
         return {"name": name, "kind": "categorical", "categories": categories}
 
@@ -169,7 +171,9 @@ class TabularEncoder:
         text = _category_text(series)
         if MISSING_LEVEL in categories:
             text = text.fillna(MISSING_LEVEL)
-        codes = pd.Categorical(text, categories=categories).codes.astype(np.int64)
+        # get_indexer, not pd.Categorical: a value outside the categories is -1 here, while
+        # Categorical warns about it (Pandas4Warning) and will raise in pandas 4.
+        codes = pd.Index(categories, dtype=object).get_indexer(text.astype(object)).astype(np.int64)
         unseen = codes < 0
         if unseen.any():
             report.unseen[spec["name"]] = int(unseen.sum())

@@ -29,6 +29,12 @@ __all__ = [
     "render_evaluation",
     "render_gates",
     "training_progress",
+    "task_progress",
+    "audit_notes",
+    "render_audit",
+    "intervention_summary",
+    "render_interventions",
+    "plot_interventions",
 ]
 
 _SUMMARY_ROWS = (
@@ -128,6 +134,24 @@ def render_evaluation(console: Console, result: EvaluationResult, *, title: str)
     console.print(groups)
 
 
+@contextmanager
+def task_progress(console: Console) -> Iterator[Any]:
+    """Yields a ``(label, done, total)`` callback drawing one bar per label on a terminal."""
+    if not console.is_terminal:
+        yield None
+        return
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    tasks: dict[str, Any] = {}
+
+    def update(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = progress.add_task(label, total=total)
+        progress.update(tasks[label], completed=done)
+
+    with progress:
+        yield update
+
+
 def render_gates(console: Console, outcomes: Sequence[GateOutcome]) -> None:
     for outcome in outcomes:
         style = "green" if outcome.passed else "bold red"
@@ -163,3 +187,131 @@ def training_progress(console: Console, epochs: int) -> Iterator[Any]:
 
     with progress:
         yield on_epoch
+
+
+# -- representation audit -----------------------------------------------------------------
+_AUDIT_ROWS = (
+    ("rf_accuracy", "RF accuracy predicting S"),
+    ("majority_share", "majority-group share"),
+    ("adrg", "ADRG = |accuracy - majority share|"),
+    ("balanced_accuracy", "RF balanced accuracy for S"),
+    ("leakage_auc", "leakage AUC for S"),
+    ("y_accuracy", "RF accuracy predicting y"),
+    ("y_auc", "RF AUC for y"),
+)
+# A gap this large between what theta and a sampled code reveal is worth saying out loud.
+_THETA_GAP = 0.02
+
+
+def _estimate(estimate: Any) -> str:
+    text = f"{estimate.bits:.4f} bits"
+    if estimate.stderr is not None:
+        text += f" ± {estimate.stderr:.4f}"
+    return f"{text} ({estimate.estimator}{f', {estimate.samples} samples' if estimate.samples else ''})"
+
+
+def audit_notes(audit: Any) -> list[str]:
+    code, theta = audit.code, audit.theta
+    if theta.leakage_auc - code.leakage_auc > _THETA_GAP:
+        return [
+            f"the firing probabilities reveal S better than a sampled code (leakage AUC {theta.leakage_auc:.3f} "
+            f"vs {code.leakage_auc:.3f}): anyone holding the encoder can recover S beyond what a released code shows"
+        ]
+    return []
+
+
+def render_audit(console: Console, audit: Any, *, title: str) -> None:
+    summary = Table(title=title, header_style="bold", title_justify="left")
+    summary.add_column("")
+    summary.add_column(f"sampled code ({audit.draws} draw{'s' if audit.draws > 1 else ''}/row)", justify="right")
+    summary.add_column("firing probabilities θ", justify="right")
+    for key, label in _AUDIT_ROWS:
+        summary.add_row(label, _number(getattr(audit.code, key)), _number(getattr(audit.theta, key)))
+    console.print(summary)
+    console.print(
+        f"{audit.n} rows, {len(audit.groups)} groups, forests of {audit.trees} trees on a "
+        f"{1 - audit.test_size:.0%}/{audit.test_size:.0%} split stratified on S"
+    )
+    console.print(f"joint I(T;S): {escape(_estimate(audit.mi_joint))}")
+    console.print(f"plug-in I(T;S) from one draw per row: {escape(_estimate(audit.mi_plugin))}")
+    console.print(f"distinct codes in one draw per row: {audit.distinct_codes}")
+
+    neurons = Table(title="per neuron, by bias flow (bits)", header_style="bold", title_justify="left")
+    for name in ("neuron", "H(T_i)", "I(T_i;S) bias", "I(T_i;y) accuracy", "I(T_i;S|T_-i) conditional"):
+        neurons.add_column(name, justify="right")
+    for flow in sorted(audit.neurons, key=lambda n: -n.bias_flow):
+        neurons.add_row(
+            str(flow.neuron), _number(flow.entropy), _number(flow.bias_flow), _number(flow.accuracy_flow), _number(flow.conditional_flow)
+        )
+    console.print(neurons)
+
+
+def intervention_summary(points: Sequence[Any]) -> dict[str, list[dict[str, float]]]:
+    """Per strategy and k, the metrics after removal (random: mean over repeats)."""
+    import statistics
+
+    grouped: dict[str, dict[int, list[Any]]] = {}
+    for point in points:
+        grouped.setdefault(point.strategy, {}).setdefault(point.k, []).append(point)
+    summary: dict[str, list[dict[str, float]]] = {}
+    for strategy, by_k in grouped.items():
+        rows = []
+        for k, group in sorted(by_k.items()):
+            row: dict[str, Any] = {"k": k}
+            for metric in ("auc", "gpa", "audc", "dp_difference"):
+                values = [getattr(p, metric) for p in group]
+                row[metric] = statistics.fmean(values)
+                if len(values) > 1:
+                    row[f"{metric}_std"] = statistics.pstdev(values)
+            if len(group) == 1:
+                row["removed"] = list(group[0].removed)
+            rows.append(row)
+        summary[strategy] = rows
+    return summary
+
+
+def render_interventions(console: Console, points: Sequence[Any], *, mode: str) -> None:
+    summary = intervention_summary(points)
+    strategies = list(summary)
+    table = Table(
+        title=f"interventions ({mode}): DP difference / AUC after removing the top-k neurons",
+        header_style="bold",
+        title_justify="left",
+    )
+    table.add_column("k", justify="right")
+    for strategy in strategies:
+        table.add_column(strategy + (" (mean)" if strategy == "random" else ""), justify="right")
+    for index, row in enumerate(summary[strategies[0]]):
+        cells = [str(row["k"])]
+        for strategy in strategies:
+            point = summary[strategy][index]
+            cells.append(f"{_number(point['dp_difference'], 3)} / {_number(point['auc'], 3)}")
+        table.add_row(*cells)
+    console.print(table)
+
+
+def plot_interventions(points: Sequence[Any], path: Path, *, title: str) -> Path:
+    """PNG of bias (DP difference, GPA) against AUC, one line per ranking strategy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = intervention_summary(points)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    for axis, metric, label in ((axes[0], "dp_difference", "DP difference"), (axes[1], "gpa", "GPA")):
+        for strategy, rows in summary.items():
+            auc = [r["auc"] for r in rows]
+            bias = [r[metric] for r in rows]
+            style = "--" if strategy == "random" else "-"
+            axis.plot(auc, bias, style, marker="o", markersize=3, label=strategy + (" (mean)" if strategy == "random" else ""))
+            axis.annotate("k=0", (auc[0], bias[0]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        axis.set_xlabel("AUC")
+        axis.set_ylabel(f"{label} (lower is fairer)")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

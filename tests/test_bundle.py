@@ -83,6 +83,7 @@ def test_weights_holding_code_are_refused_even_with_a_matching_checksum(tmp_path
     torch.save({"payload": collections.Counter("abc")}, path / "weights.pt")
     stored = json.loads((path / "meta.json").read_text())
     stored["files"]["weights.pt"] = hashlib.sha256((path / "weights.pt").read_bytes()).hexdigest()
+    stored["meta_sha256"] = bundle_module._meta_checksum(stored)
     (path / "meta.json").write_text(json.dumps(stored))
     with pytest.raises(BundleError, match="weights.pt"):
         load_bundle(path)
@@ -101,3 +102,23 @@ def test_fresh_bundle_path_never_names_an_existing_path(tmp_path):
     (tmp_path / "adult-model-2").mkdir()
     assert fresh_bundle_path("data/adult.csv.gz", tmp_path) == tmp_path / "adult-model-3"
     assert fresh_bundle_path("compas.csv", tmp_path) == tmp_path / "compas-model"
+
+
+def test_edited_meta_is_refused(tmp_path, trained):
+    model, encoder, meta, _ = trained
+    path = save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+    stored = json.loads((path / "meta.json").read_text())
+    stored["roles"]["positive_label"] = "0"
+    (path / "meta.json").write_text(json.dumps(stored))
+    with pytest.raises(BundleError, match="meta.json does not match its own checksum"):
+        load_bundle(path)
+
+
+def test_overwrite_replaces_only_a_bundle(tmp_path, trained):
+    model, encoder, meta, _ = trained
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("do not delete")
+    with pytest.raises(InputError, match="not an sqnn model bundle"):
+        save_bundle(precious, estimator=model, encoder=encoder, meta=meta, overwrite=True)
+    assert (precious / "thesis.txt").exists()

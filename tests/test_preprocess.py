@@ -101,7 +101,8 @@ def test_constant_numeric_column_encodes_as_zeros_not_nan():
 
 
 def test_missing_numbers_get_the_training_median_and_an_indicator():
-    frame = frame_of("x\n1\n\n3\n10\n\n")
+    # A second column keeps the gaps from being blank lines, which the reader skips.
+    frame = frame_of("x,pad\n1,p\n,p\n3,p\n10,p\n,p\n")[["x"]]
     encoder = TabularEncoder().fit(frame)
     spec = encoder.to_dict()["columns"][0]
     assert spec["median"] == 3.0 and spec["indicator"] is True
@@ -153,9 +154,9 @@ def test_a_gap_where_training_had_none_is_counted_as_unseen():
 def test_numeric_looking_categories_match_however_the_csv_typed_them():
     # In training the column is text because of one word; at evaluation it holds only
     # numbers, which pandas reads as int or float. 1, 1.0 and "1" must be one level.
-    encoder = TabularEncoder().fit(frame_of("code\n1\n2\nnone\n"))
-    for text in ("code\n1\n2\n", "code\n1\n2.0\n", "code\n1\n\n2\n"):
-        frame = frame_of(text)
+    encoder = TabularEncoder().fit(frame_of("code,pad\n1,p\n2,p\nnone,p\n,p\n")[["code"]])
+    for text in ("code,pad\n1,p\n2,p\n", "code,pad\n1,p\n2.0,p\n", "code,pad\n1,p\n,p\n2,p\n"):
+        frame = frame_of(text)[["code"]]
         _, report = encoder.transform(frame)
         assert report.unseen == {}, text
 
@@ -189,7 +190,7 @@ class TestBoolColumns:
 
     def test_bool_column_with_a_gap_at_evaluation_is_imputed(self):
         encoder = TabularEncoder().fit(frame_of("flag\nTrue\nFalse\nTrue\n"))
-        frame = frame_of("flag\nTrue\n\nFalse\n")
+        frame = frame_of("flag,pad\nTrue,p\n,p\nFalse,p\n")[["flag"]]
         assert frame["flag"].dtype == object
         matrix, report = encoder.transform(frame)
         assert report.imputed == {"flag": 1}
@@ -198,7 +199,7 @@ class TestBoolColumns:
         np.testing.assert_array_equal(matrix, reference)
 
     def test_bool_column_with_gaps_in_training_is_categorical(self):
-        encoder = TabularEncoder().fit(frame_of("flag\nTrue\n\nFalse\n"))
+        encoder = TabularEncoder().fit(frame_of("flag,pad\nTrue,p\n,p\nFalse,p\n")[["flag"]])
         assert encoder.feature_names == ["flag=False", "flag=True", f"flag={MISSING_LEVEL}"]
         matrix, report = encoder.transform(frame_of("flag\nFalse\nTrue\n"))
         np.testing.assert_array_equal(matrix, [[1, 0, 0], [0, 1, 0]])
@@ -285,16 +286,13 @@ columns_strategy = st.lists(
 def test_round_trip_holds_for_arbitrary_tables(train_columns, eval_columns):
     width = min(len(train_columns), len(eval_columns))
 
-    def table(columns):
-        return frame_of(
-            ",".join(f"c{i}" for i in range(width))
-            + "\n"
-            + "".join(
-                ",".join("" if col[r] is None else repr(col[r]) if isinstance(col[r], float) else col[r] for col in columns[:width])
-                + "\n"
-                for r in range(8)
-            )
-        )
+    def cell(value) -> str:
+        return "" if value is None else repr(value) if isinstance(value, float) else value
+
+    def table(columns) -> pd.DataFrame:
+        header = ",".join(f"c{i}" for i in range(width))
+        rows = [",".join(cell(column[r]) for column in columns[:width]) for r in range(8)]
+        return frame_of("\n".join([header, *rows]) + "\n")
 
     train = table(train_columns)
     # A column empty in training cannot be fitted; prepare refuses it before the encoder.
@@ -303,7 +301,7 @@ def test_round_trip_holds_for_arbitrary_tables(train_columns, eval_columns):
         return
     encoder = TabularEncoder().fit(train)
     again = reloaded(encoder)
-    evaluation = table(eval_columns)[list(train.columns)] if set(train.columns) <= set(table(eval_columns).columns) else train
+    evaluation = table(eval_columns)[list(train.columns)]
     try:
         expected = encoder.transform(evaluation)
     except InputError:
@@ -314,3 +312,12 @@ def test_round_trip_holds_for_arbitrary_tables(train_columns, eval_columns):
     np.testing.assert_array_equal(matrix, expected[0])
     assert report == expected[1]
     assert np.isfinite(matrix).all()
+
+
+def test_literal_missing_marker_in_the_data_shares_the_missing_level():
+    frame = pd.DataFrame({"c": ["a", MISSING_LEVEL, None, "a"]})
+    encoder = TabularEncoder().fit(frame)
+    assert encoder.feature_names == ["c=<missing>", "c=a"]
+    matrix, report = encoder.transform(frame)
+    np.testing.assert_array_equal(matrix, [[0, 1], [1, 0], [1, 0], [0, 1]])
+    assert report.unseen == {}

@@ -1,0 +1,384 @@
+"""The representation audit: what the binary layer still reveals about S, and what
+removing the neurons that carry S does to the predictions (DESIGN §3-4).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from .errors import InputError
+from .estimator import SQNNClassifier
+from .information import (
+    InformationEstimate,
+    conditional_flows,
+    distinct_codes,
+    neuron_entropies,
+    neuron_information,
+    plugin_information,
+)
+from .metrics import evaluate_scores
+
+__all__ = [
+    "ForestAudit",
+    "NeuronFlows",
+    "RepresentationAudit",
+    "InterventionPoint",
+    "audit_representation",
+    "neuron_flows",
+    "rank_neurons",
+    "prune",
+    "intervention_curves",
+    "RANKINGS",
+    "PRUNE_MODES",
+]
+
+RANKINGS = ("bias", "ratio", "conditional")
+PRUNE_MODES = ("zero", "clamp")
+CODE = "sampled code"
+THETA = "firing probabilities"
+# Trees are added in rounds so that progress can be shown; warm starting grows the same
+# forest a fit with all trees at once would, round by round.
+_TREES_PER_ROUND = 100
+# Keeps the ratio ranking finite for neurons that carry no information about y.
+_RATIO_FLOOR = 1e-6
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ForestAudit:
+    """How well a random forest recovers S (and y) from one view of the layer."""
+
+    audited: str
+    rf_accuracy: float
+    majority_share: float
+    adrg: float
+    balanced_accuracy: float
+    leakage_auc: float
+    y_accuracy: float | None = None
+    y_auc: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NeuronFlows:
+    """Information one binary neuron carries, in bits, over the whole dataset."""
+
+    neuron: int
+    entropy: float
+    bias_flow: float
+    accuracy_flow: float
+    conditional_flow: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RepresentationAudit:
+    code: ForestAudit
+    theta: ForestAudit
+    mi_joint: InformationEstimate
+    mi_plugin: InformationEstimate
+    distinct_codes: int
+    neurons: tuple[NeuronFlows, ...]
+    n: int
+    groups: tuple[str, ...]
+    trees: int
+    test_size: float
+    draws: int
+
+    def to_dict(self) -> dict:
+        """The sampled code's figures at the top level (the paper's object), theta's beside."""
+        code = self.code.to_dict()
+        return {
+            "audited": code.pop("audited"),
+            **code,
+            "theta": self.theta.to_dict(),
+            "mi_joint": self.mi_joint.to_dict(),
+            "mi_plugin": self.mi_plugin.to_dict(),
+            "distinct_codes": self.distinct_codes,
+            "neurons": [n.to_dict() for n in self.neurons],
+            "n": self.n,
+            "groups": list(self.groups),
+            "trees": self.trees,
+            "test_size": self.test_size,
+            "draws": self.draws,
+        }
+
+
+def _forest(trees: int, seed: int, n_jobs: int, label: str, progress: ProgressCallback | None, X, y):
+    forest = RandomForestClassifier(n_estimators=0, warm_start=True, random_state=seed, n_jobs=n_jobs)
+    grown = 0
+    while grown < trees:
+        grown = min(trees, grown + _TREES_PER_ROUND)
+        forest.set_params(n_estimators=grown)
+        forest.fit(X, y)
+        if progress is not None:
+            progress(label, grown, trees)
+    return forest
+
+
+def _leakage_auc(forest: RandomForestClassifier, X, labels: np.ndarray) -> float:
+    proba = forest.predict_proba(X)
+    present = np.unique(labels)
+    if len(present) < 2:
+        return float("nan")
+    if proba.shape[1] == 2:
+        return float(roc_auc_score(labels == forest.classes_[1], proba[:, 1]))
+    # One-vs-rest over the classes the forest knows; a class absent from the test split
+    # has no AUC, so the average runs over the others.
+    scores = [
+        roc_auc_score(labels == cls, proba[:, i]) for i, cls in enumerate(forest.classes_) if 0 < (labels == cls).sum() < len(labels)
+    ]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def _audit_view(
+    audited: str,
+    train_X: np.ndarray,
+    test_X: np.ndarray,
+    train_s: np.ndarray,
+    test_s: np.ndarray,
+    *,
+    trees: int,
+    seed: int,
+    n_jobs: int,
+    progress: ProgressCallback | None,
+    train_y: np.ndarray | None = None,
+    test_y: np.ndarray | None = None,
+) -> ForestAudit:
+    forest = _forest(trees, seed, n_jobs, f"S from {audited}", progress, train_X, train_s)
+    predicted = forest.predict(test_X)
+    _, counts = np.unique(test_s, return_counts=True)
+    majority = float(counts.max() / counts.sum())
+    accuracy = float(accuracy_score(test_s, predicted))
+    y_accuracy = y_auc = None
+    if train_y is not None and test_y is not None:
+        y_forest = _forest(trees, seed, n_jobs, f"y from {audited}", progress, train_X, train_y)
+        y_accuracy = float(accuracy_score(test_y, y_forest.predict(test_X)))
+        y_auc = _leakage_auc(y_forest, test_X, test_y)
+    return ForestAudit(
+        audited=audited,
+        rf_accuracy=accuracy,
+        majority_share=majority,
+        adrg=abs(accuracy - majority),
+        balanced_accuracy=float(balanced_accuracy_score(test_s, predicted)),
+        leakage_auc=_leakage_auc(forest, test_X, test_s),
+        y_accuracy=y_accuracy,
+        y_auc=y_auc,
+    )
+
+
+def _sampled_codes(estimator: SQNNClassifier, X: np.ndarray, draws: int) -> np.ndarray:
+    """(draws, n, m) uint8: the same seeded draws that scoring uses."""
+    chunks = [bits.to(torch.uint8).cpu().numpy() for bits in estimator.code_draws(X, n_samples=draws)]
+    return np.concatenate(chunks, axis=1)
+
+
+def neuron_flows(theta: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[tuple[NeuronFlows, ...], InformationEstimate]:
+    """Per-neuron entropy, bias flow I(T_i;S), accuracy flow I(T_i;y) and conditional
+    flow I(T_i;S | T_-i), with the joint I(T;S) the conditional flows come from."""
+    entropy = neuron_entropies(theta)
+    bias = neuron_information(theta, groups)
+    accuracy = neuron_information(theta, y)
+    conditional, joint = conditional_flows(theta, groups, seed=seed)
+    neurons = tuple(
+        NeuronFlows(i, float(entropy[i]), float(bias[i]), float(accuracy[i]), float(conditional[i]))
+        for i in range(theta.shape[1])
+    )
+    return neurons, joint
+
+
+def audit_representation(
+    estimator: SQNNClassifier,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    trees: int = 1000,
+    test_size: float = 0.3,
+    draws: int = 1,
+    seed: int = 0,
+    n_jobs: int = -1,
+    progress: ProgressCallback | None = None,
+) -> RepresentationAudit:
+    """Audit both views of the binary layer: sampled codes and firing probabilities."""
+    if not 0.0 < test_size < 1.0:
+        raise InputError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
+    if trees < 1 or draws < 1:
+        raise InputError("--trees and --draws must be positive")
+    groups = np.asarray(groups).astype(str)
+    labels, counts = np.unique(groups, return_counts=True)
+    if len(labels) < 2:
+        raise InputError(f"the sensitive attribute has a single group ({labels[0]}); there is nothing to audit")
+    if counts.min() < 2:
+        raise InputError(
+            f"group '{labels[counts.argmin()]}' has a single row; a stratified audit split needs at least two"
+        )
+    rows = np.arange(len(y))
+    try:
+        train_rows, test_rows = train_test_split(rows, test_size=test_size, random_state=seed, stratify=groups)
+    except ValueError as exc:
+        raise InputError(f"cannot split for the audit with --test-size {test_size}: {exc}") from None
+
+    theta = estimator.firing_probabilities(X).astype(np.float64)
+    codes = _sampled_codes(estimator, X, draws)
+
+    def stacked(view: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return view[:, index].reshape(-1, view.shape[-1])
+
+    def repeated(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return np.tile(values[index], draws)
+
+    code_audit = _audit_view(
+        CODE,
+        stacked(codes, train_rows),
+        stacked(codes, test_rows),
+        repeated(groups, train_rows),
+        repeated(groups, test_rows),
+        train_y=repeated(y, train_rows),
+        test_y=repeated(y, test_rows),
+        trees=trees,
+        seed=seed,
+        n_jobs=n_jobs,
+        progress=progress,
+    )
+    theta_audit = _audit_view(
+        THETA,
+        theta[train_rows],
+        theta[test_rows],
+        groups[train_rows],
+        groups[test_rows],
+        trees=trees,
+        seed=seed,
+        n_jobs=n_jobs,
+        progress=progress,
+    )
+    neurons, joint = neuron_flows(theta, groups, y, seed=seed)
+    first_draw = codes[0]
+    return RepresentationAudit(
+        code=code_audit,
+        theta=theta_audit,
+        mi_joint=joint,
+        mi_plugin=plugin_information(first_draw, groups),
+        distinct_codes=distinct_codes(first_draw),
+        neurons=neurons,
+        n=len(y),
+        groups=tuple(labels),
+        trees=trees,
+        test_size=test_size,
+        draws=draws,
+    )
+
+
+# -- interventions ----------------------------------------------------------------------
+def rank_neurons(neurons: Sequence[NeuronFlows], by: str) -> list[int]:
+    """Neuron indices, the one carrying most information about S first."""
+    keys = {
+        "bias": lambda n: n.bias_flow,
+        "ratio": lambda n: n.bias_flow / max(n.accuracy_flow, _RATIO_FLOOR),
+        "conditional": lambda n: n.conditional_flow,
+    }
+    if by not in keys:
+        raise InputError(f"ranking must be one of {', '.join(RANKINGS)}, got {by!r}")
+    # Stable sort on the negated key: ties keep neuron order, so rankings are reproducible.
+    return [n.neuron for n in sorted(neurons, key=lambda n: -keys[by](n))]
+
+
+def _edited_head(estimator: SQNNClassifier, removed: Sequence[int], mode: str, mean_rates: np.ndarray | None):
+    head = estimator.network_.head
+    weight = head.weight.detach().clone()
+    bias = head.bias.detach().clone()
+    index = torch.as_tensor(list(removed), dtype=torch.long)
+    if mode == "clamp":
+        if mean_rates is None:
+            raise ValueError("clamping needs the mean firing rates")
+        # A neuron fixed at its mean rate adds a constant to the logit: fold it into the bias.
+        rates = torch.as_tensor(mean_rates, dtype=weight.dtype)[index]
+        bias = bias + weight[:, index] @ rates
+    elif mode != "zero":
+        raise InputError(f"mode must be one of {', '.join(PRUNE_MODES)}, got {mode!r}")
+    weight[:, index] = 0.0
+    return weight, bias
+
+
+def prune(
+    estimator: SQNNClassifier, removed: Sequence[int], *, mode: str = "zero", mean_rates: np.ndarray | None = None
+) -> SQNNClassifier:
+    """A copy of the model whose listed binary neurons no longer reach the head."""
+    weight, bias = _edited_head(estimator, removed, mode, mean_rates)
+    pruned = copy.deepcopy(estimator)
+    with torch.no_grad():
+        pruned.network_.head.weight.copy_(weight)
+        pruned.network_.head.bias.copy_(bias)
+    return pruned
+
+
+@dataclass(frozen=True)
+class InterventionPoint:
+    strategy: str
+    repeat: int
+    k: int
+    removed: tuple[int, ...]
+    auc: float
+    gpa: float
+    audc: float
+    dp_difference: float
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["removed"] = list(self.removed)
+        return data
+
+
+def intervention_curves(
+    estimator: SQNNClassifier,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    neurons: Sequence[NeuronFlows],
+    *,
+    mode: str = "zero",
+    random_repeats: int = 5,
+    seed: int = 0,
+    threshold: float = 0.5,
+    min_group_size: int = 30,
+    n_samples: int | None = None,
+) -> list[InterventionPoint]:
+    """Metrics after removing the top-k neurons, k = 0..m, for every ranking.
+
+    All points rescore the same seeded code draws through an edited head, so the
+    differences between strategies are not sampling noise, and each point equals what
+    ``sqnn evaluate`` reports for the bundle ``sqnn prune`` writes.
+    """
+    draws = list(estimator.code_draws(X, n_samples=n_samples))
+    mean_rates = estimator.firing_probabilities(X).mean(axis=0)
+    m = len(neurons)
+    orders: list[tuple[str, int, list[int]]] = [(by, 0, rank_neurons(neurons, by)) for by in RANKINGS]
+    rng = np.random.default_rng(seed)
+    orders += [("random", r, rng.permutation(m).tolist()) for r in range(random_repeats)]
+
+    points = []
+    for strategy, repeat, order in orders:
+        for k in range(m + 1):
+            weight, bias = _edited_head(estimator, order[:k], mode, mean_rates)
+            with torch.no_grad():
+                scores = torch.cat(
+                    [torch.sigmoid(bits @ weight.T + bias).squeeze(-1).mean(dim=0) for bits in draws]
+                ).double().numpy()
+            result = evaluate_scores(y, scores, sensitive_features=groups, threshold=threshold, min_group_size=min_group_size)
+            points.append(
+                InterventionPoint(strategy, repeat, k, tuple(order[:k]), result.auc, result.gpa, result.audc, result.dp_difference)
+            )
+    return points

@@ -1,0 +1,441 @@
+"""Bad input through the real CLI: one `error:` line on stderr, exit code 2, no traceback.
+
+One tiny bundle is trained per module and copied wherever a test needs to damage it,
+so the whole file stays within a few seconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sqnn_cli import bundle as bundle_module
+from sqnn_cli.cli import app
+
+TINY = ["--epochs", "1", "--hidden", "8", "--code-size", "4", "--samples", "2"]
+runner = CliRunner()
+
+
+class Payload:
+    """Any non-tensor object: what a malicious weights.pt would smuggle in."""
+
+    def __init__(self) -> None:
+        self.command = "echo owned"
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_ok(result) -> None:
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def assert_input_error(result, *fragments: str) -> str:
+    """The contract for bad input; returns the error line for further checks."""
+    everything = result.stdout + result.stderr
+    assert "Traceback" not in everything
+    assert result.exit_code == 2, everything
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "error:" not in result.stdout
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def synthetic(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["F", "M"], n)
+    age = rng.integers(18, 80, n)
+    hours = np.round(rng.normal(40, 8, n), 1)
+    colour = rng.choice(["red", "green", "blue"], n)
+    logit = 0.05 * (age - 45) + 0.8 * (sex == "M") + 0.1 * (hours - 40)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame({"age": age, "hours": hours, "colour": colour, "sex": sex, "y": y})
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    synthetic().to_csv(root / "data.csv", index=False)
+    result = invoke("train", root / "data.csv", "-s", "sex", "--out", root / "model", *TINY)
+    assert_ok(result)
+    return root
+
+
+@pytest.fixture
+def data(workspace) -> Path:
+    return workspace / "data.csv"
+
+
+@pytest.fixture
+def model(workspace) -> Path:
+    return workspace / "model"
+
+
+@pytest.fixture
+def damaged(model, tmp_path) -> Path:
+    """A private copy of the trained bundle to tamper with."""
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    return copy
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+def train(data_path: Path, out: Path, *extra: object):
+    return invoke("train", data_path, "--out", out, *TINY, *extra)
+
+
+# -- train: the data file ---------------------------------------------------------------
+def test_missing_data_file(tmp_path):
+    result = train(tmp_path / "nope.csv", tmp_path / "m", "-s", "sex")
+    assert_input_error(result, "nope.csv", "does not exist")
+    assert not (tmp_path / "m").exists()
+
+
+def test_directory_as_data_file(tmp_path):
+    assert_input_error(train(tmp_path, tmp_path / "m", "-s", "sex"), "is not a file")
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("zero.csv", b""),
+        ("header.csv", b"age,sex,y\n"),
+        ("zero.csv.gz", gzip.compress(b"")),
+        ("header.csv.gz", gzip.compress(b"age,sex,y\n")),
+    ],
+)
+def test_empty_data_file(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert_input_error(train(path, tmp_path / "m", "-s", "sex"), name, "has no rows")
+
+
+def test_gzipped_csv_trains_and_the_default_target_is_announced(tmp_path):
+    path = tmp_path / "data.csv.gz"
+    synthetic().to_csv(path, index=False, compression="gzip")
+    result = train(path, tmp_path / "m", "-s", "sex")
+    assert_ok(result)
+    assert "target: 'y' (the last column; choose with --target)" in result.stderr
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {"meta.json", "preprocess.json", "weights.pt"}
+
+
+# -- train: columns -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "options, column",
+    [
+        (["--target", "label", "-s", "sex"], "label"),
+        (["-s", "gender"], "gender"),
+        (["-s", "sex", "-s", "race"], "race"),
+        (["-s", "sex", "--drop", "id"], "id"),
+    ],
+)
+def test_missing_column(data, tmp_path, options, column):
+    line = assert_input_error(train(data, tmp_path / "m", *options), f"column '{column}' is not in the data")
+    assert "age, hours, colour, sex, y" in line
+
+
+def test_target_with_three_values_lists_them(tmp_path):
+    frame = synthetic()
+    frame["grade"] = np.resize(["A", "B", "C"], len(frame))
+    path = write_csv(tmp_path / "graded.csv", frame.drop(columns="y"))
+    line = assert_input_error(train(path, tmp_path / "m", "-s", "sex"), "target 'grade' has 3 distinct values", "--positive")
+    for value in ("'A'", "'B'", "'C'"):
+        assert value in line
+
+
+def test_positive_value_not_in_the_target(data, tmp_path):
+    assert_input_error(
+        train(data, tmp_path / "m", "-s", "sex", "--target", "y", "--positive", "yes"),
+        "--positive 'yes'",
+        "target 'y'",
+        "'0', '1'",
+    )
+
+
+def test_single_sensitive_group(tmp_path):
+    frame = synthetic().assign(sex="F")
+    path = write_csv(tmp_path / "one.csv", frame)
+    assert_input_error(train(path, tmp_path / "m", "-s", "sex"), "'sex'", "single group (F)")
+
+
+def test_entirely_empty_column_is_refused_and_drop_is_the_way_out(tmp_path):
+    frame = synthetic().assign(notes=np.nan)
+    frame = frame[["age", "hours", "colour", "notes", "sex", "y"]]
+    path = write_csv(tmp_path / "notes.csv", frame)
+    assert_input_error(train(path, tmp_path / "m", "-s", "sex"), "column 'notes' is entirely empty", "--drop notes")
+    assert_ok(train(path, tmp_path / "m", "-s", "sex", "--drop", "notes"))
+
+
+def test_entirely_empty_target(tmp_path):
+    path = write_csv(tmp_path / "no-y.csv", synthetic().assign(y=np.nan))
+    assert_input_error(train(path, tmp_path / "m", "-s", "sex"), "target 'y' is entirely empty")
+
+
+def test_missing_target_and_sensitive_rows_are_counted_and_located(tmp_path):
+    frame = synthetic().astype({"y": float})
+    frame.loc[[3, 10], "y"] = np.nan
+    frame.loc[[5], "sex"] = np.nan
+    path = write_csv(tmp_path / "gaps.csv", frame)
+    # Row 3 of the frame is line 5 of the file: header, then rows from 0.
+    assert_input_error(train(path, tmp_path / "m", "-s", "sex"), "2 row(s)", "target 'y'", "CSV lines 5, 12", "--drop-missing")
+    result = train(path, tmp_path / "m", "-s", "sex", "--drop-missing")
+    assert_ok(result)
+    assert "3 row(s) with a missing target or sensitive value were left out" in result.stderr
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    assert meta["data"]["rows_dropped_missing"] == 3
+
+
+def test_numeric_sensitive_with_many_values_suggests_bins(data, tmp_path):
+    assert_input_error(train(data, tmp_path / "m", "-s", "age"), "sensitive column 'age'", "--sensitive-bins age=")
+    result = train(data, tmp_path / "m", "-s", "age", "-s", "sex", "--sensitive-bins", "age=30,60")
+    assert_ok(result)
+    roles = json.loads((tmp_path / "m" / "meta.json").read_text())["roles"]
+    assert roles["sensitive"] == ["age", "sex"] and roles["sensitive_bins"] == {"age": [30.0, 60.0]}
+
+
+@pytest.mark.parametrize(
+    "options, fragments",
+    [
+        (["-s", "age", "--sensitive-bins", "age"], ["--sensitive-bins expects", "'age'"]),
+        (["-s", "age", "--sensitive-bins", "age=young"], ["--sensitive-bins expects", "'age=young'"]),
+        (["-s", "sex", "--sensitive-bins", "age=30"], ["'age', which is not a --sensitive column"]),
+        (["-s", "y"], ["column 'y' cannot be both the target and sensitive"]),
+        (["-s", "sex", "--drop", "sex"], ["column 'sex' cannot be both sensitive and dropped"]),
+        (["-s", "sex", "--hidden", "8,x"], ["--hidden expects"]),
+        (["-s", "sex", "--test-size", "1.5"], ["--test-size must be between 0 and 1"]),
+    ],
+)
+def test_contradictory_options(data, tmp_path, options, fragments):
+    assert_input_error(invoke("train", data, "--out", tmp_path / "m", *options), *fragments)
+
+
+def test_missing_sensitive_option_is_a_usage_error(data, tmp_path):
+    result = train(data, tmp_path / "m")
+    assert result.exit_code == 2
+    assert "--sensitive" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+# -- train: the output directory ------------------------------------------------------------
+def test_existing_output_directory_needs_overwrite(data, tmp_path):
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert_input_error(train(data, out, "-s", "sex"), f"output directory '{out}' already exists", "--overwrite")
+    # --overwrite replaces a bundle, never a directory of someone's own files.
+    assert_input_error(train(data, out, "-s", "sex", "--overwrite"), "not an sqnn model bundle")
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    assert_ok(train(data, out, "-s", "sex"))
+    assert_input_error(train(data, out, "-s", "sex"), "already exists")
+    assert_ok(train(data, out, "-s", "sex", "--overwrite"))
+    assert_ok(invoke("evaluate", out, data))
+
+
+# -- evaluate / predict: the data -------------------------------------------------------------
+def test_a_good_bundle_evaluates(model, data):
+    assert_ok(invoke("evaluate", model, data))
+
+
+def test_non_numeric_value_in_a_numeric_column(model, tmp_path):
+    frame = synthetic(20, seed=1).astype({"age": object})
+    frame.loc[7, "age"] = "forty"
+    path = write_csv(tmp_path / "bad.csv", frame)
+    fragments = ("column 'age' must be numeric", "'forty'", "CSV line 9")
+    assert_input_error(invoke("evaluate", model, path), *fragments)
+    assert_input_error(invoke("predict", model, path, "--out", tmp_path / "s.csv"), *fragments)
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_non_numeric_line_number_counts_rows_left_out(model, tmp_path):
+    frame = synthetic(20, seed=1).astype({"age": object, "y": float})
+    frame.loc[2, "y"] = np.nan
+    frame.loc[7, "age"] = "forty"
+    path = write_csv(tmp_path / "bad.csv", frame)
+    assert_input_error(invoke("evaluate", model, path, "--drop-missing"), "'forty'", "CSV line 9")
+
+
+def test_missing_feature_column_at_evaluation(model, tmp_path):
+    path = write_csv(tmp_path / "short.csv", synthetic(40).drop(columns="colour"))
+    assert_input_error(invoke("evaluate", model, path), "column 'colour' is not in the data")
+    assert_input_error(invoke("predict", model, path, "--out", tmp_path / "s.csv"), "column 'colour'")
+
+
+def test_single_group_at_evaluation(model, tmp_path):
+    path = write_csv(tmp_path / "one.csv", synthetic(40).assign(sex="M"))
+    assert_input_error(invoke("evaluate", model, path), "single group (M)")
+
+
+def test_unseen_category_is_counted_not_fatal(model, tmp_path):
+    frame = synthetic(60, seed=2)
+    frame.loc[:4, "colour"] = "purple"
+    path = write_csv(tmp_path / "new.csv", frame)
+    result = invoke("evaluate", model, path, "--json")
+    assert_ok(result)
+    assert json.loads(result.stdout)["unseen_categories"] == {"colour": 5}
+
+
+def test_missing_data_file_at_evaluation(model, tmp_path):
+    assert_input_error(invoke("evaluate", model, tmp_path / "gone.csv"), "gone.csv", "does not exist")
+
+
+# -- predict: the output file --------------------------------------------------------------
+def test_predict_refuses_to_replace_an_existing_file_without_overwrite(model, tmp_path):
+    features = write_csv(tmp_path / "features.csv", synthetic(30, seed=3).drop(columns=["y", "sex"]))
+    out = tmp_path / "scores.csv"
+    out.write_text("precious\n")
+    assert_input_error(invoke("predict", model, features, "--out", out), f"'{out}' already exists", "--overwrite")
+    assert out.read_text() == "precious\n"
+    assert_ok(invoke("predict", model, features, "--out", out, "--overwrite"))
+    scored = pd.read_csv(out)
+    assert len(scored) == 30 and {"score", "prediction"} <= set(scored.columns)
+
+
+# -- model directories that are not bundles ----------------------------------------------------
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_nonexistent_model_directory(command, data, tmp_path):
+    extra = ["--out", tmp_path / "s.csv"] if command == "predict" else []
+    result = invoke(command, tmp_path / "no-model", data, *extra)
+    assert_input_error(result, "model directory", "no-model", "does not exist")
+
+
+def test_empty_model_directory(data, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_input_error(invoke("evaluate", tmp_path / "empty", data), "not an sqnn model bundle", "meta.json is missing")
+
+
+def test_file_instead_of_model_directory(data):
+    assert_input_error(invoke("evaluate", data, data), "data.csv", "not an sqnn model bundle", "not a directory")
+
+
+@pytest.mark.parametrize("missing", ["meta.json", "preprocess.json", "weights.pt"])
+def test_bundle_with_a_file_missing(damaged, data, missing):
+    (damaged / missing).unlink()
+    assert_input_error(invoke("evaluate", damaged, data), f"{missing} is missing")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b"\xff\xfe\x00garbage", b"", b"[1, 2]", b'{"schema_version": 1}', b"null"],
+    ids=["syntax", "binary", "empty", "list", "keys-missing", "null"],
+)
+def test_garbage_meta_json(damaged, data, content):
+    (damaged / "meta.json").write_bytes(content)
+    assert_input_error(invoke("evaluate", damaged, data), "not an sqnn model bundle", "meta.json")
+
+
+def _write_meta(bundle: Path, meta: dict) -> None:
+    """Write meta.json with a matching checksum, as a careful editor would."""
+    meta["meta_sha256"] = bundle_module._meta_checksum(meta)
+    (bundle / "meta.json").write_text(json.dumps(meta))
+
+
+def test_hand_edited_meta_json_fails_its_checksum(damaged, data):
+    meta = json.loads((damaged / "meta.json").read_text())
+    meta["roles"]["positive_label"] = "0"
+    (damaged / "meta.json").write_text(json.dumps(meta))
+    assert_input_error(invoke("evaluate", damaged, data), "modified after training", "meta.json")
+
+
+def test_newer_schema_version(damaged, data):
+    meta = json.loads((damaged / "meta.json").read_text())
+    meta["schema_version"] = 99
+    _write_meta(damaged, meta)
+    assert_input_error(invoke("evaluate", damaged, data), "schema version 99")
+
+
+# -- tampered bundles ----------------------------------------------------------------------------
+def _rewrite(bundle: Path, name: str, content: bytes) -> None:
+    """Replace a file and record its new checksum, as a careful attacker would."""
+    (bundle / name).write_bytes(content)
+    meta = json.loads((bundle / "meta.json").read_text())
+    meta["files"][name] = hashlib.sha256(content).hexdigest()
+    _write_meta(bundle, meta)
+
+
+def _torch_bytes(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def test_edited_preprocess_json_fails_the_checksum(damaged, data):
+    path = damaged / "preprocess.json"
+    path.write_text(path.read_text().replace('"red"', '"crimson"'))
+    assert_input_error(invoke("evaluate", damaged, data), "modified after training", "preprocess.json")
+
+
+def test_replaced_weights_fail_the_checksum(damaged, data):
+    weights = torch.load(damaged / "weights.pt", weights_only=True)
+    (damaged / "weights.pt").write_bytes(_torch_bytes({k: torch.zeros_like(v) for k, v in weights.items()}))
+    assert_input_error(invoke("evaluate", damaged, data), "modified after training", "weights.pt")
+
+
+@pytest.mark.parametrize(
+    "smuggled",
+    [lambda: collections.OrderedDict(a=1), lambda: Payload(), lambda: [1, 2]],
+    ids=["ordered-dict", "custom-class", "list"],
+)
+def test_weights_with_non_tensor_objects_are_refused_even_with_a_matching_checksum(damaged, data, smuggled):
+    weights = torch.load(damaged / "weights.pt", weights_only=True)
+    _rewrite(damaged, "weights.pt", _torch_bytes({**weights, "extra": smuggled()}))
+    assert_input_error(invoke("evaluate", damaged, data), "weights.pt holds more than plain tensors")
+
+
+def test_weights_of_the_wrong_shape_are_refused(damaged, data):
+    weights = torch.load(damaged / "weights.pt", weights_only=True)
+    _rewrite(damaged, "weights.pt", _torch_bytes({k: v[..., :1].clone() for k, v in weights.items()}))
+    assert_input_error(invoke("evaluate", damaged, data), "not an sqnn model bundle")
+
+
+def test_malformed_preprocess_json_with_a_matching_checksum(damaged, data):
+    state = json.loads((damaged / "preprocess.json").read_text())
+    state["columns"][0]["scale"] = "wide"
+    _rewrite(damaged, "preprocess.json", json.dumps(state).encode())
+    assert_input_error(invoke("evaluate", damaged, data), "preprocess.json is not a valid sqnn encoder")
+
+
+@pytest.mark.parametrize("files", [[], "x", None], ids=["list", "text", "null"])
+def test_meta_json_files_entry_of_the_wrong_type(damaged, data, files):
+    meta = json.loads((damaged / "meta.json").read_text())
+    meta["files"] = files
+    _write_meta(damaged, meta)
+    assert_input_error(invoke("evaluate", damaged, data), "not an sqnn model bundle")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [lambda roles: roles.update(features=["hours"]), lambda roles: roles.update(sensitive=[])],
+    ids=["features", "no-sensitive"],
+)
+def test_meta_json_roles_inconsistent_with_the_encoder(damaged, data, edit):
+    meta = json.loads((damaged / "meta.json").read_text())
+    edit(meta["roles"])
+    _write_meta(damaged, meta)
+    assert_input_error(invoke("evaluate", damaged, data), "not an sqnn model bundle")
+
+
+def test_refused_weights_message_is_plain_text(damaged, data):
+    weights = torch.load(damaged / "weights.pt", weights_only=True)
+    _rewrite(damaged, "weights.pt", _torch_bytes({**weights, "extra": Payload()}))
+    line = assert_input_error(invoke("evaluate", damaged, data), "weights.pt holds more than plain tensors")
+    assert "\x1b" not in line
