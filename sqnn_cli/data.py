@@ -31,6 +31,7 @@ __all__ = [
     "csv_line_numbers",
     "MAX_SENSITIVE_LEVELS",
     "write_table",
+    "infer_positive_label",
     "group_labels",
 ]
 
@@ -54,6 +55,7 @@ MSG_NO_FILE = "data file '{path}' does not exist"
 MSG_NOT_A_FILE = "'{path}' is not a file"
 MSG_EMPTY = "data file '{path}' has no rows"
 MSG_UNREADABLE = "cannot read '{path}' as CSV: {reason}"
+MSG_DUPLICATE_COLUMNS = "data file '{path}' repeats the column name(s) {columns}; column names must be unique"
 MSG_MISSING_COLUMN = "column '{column}' is not in the data (columns: {columns})"
 MSG_NOT_BINARY = (
     "target '{column}' has {count} distinct values ({values}); "
@@ -143,6 +145,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InputError(MSG_UNREADABLE.format(path=path, reason=reason)) from None
     if len(frame) == 0:
         raise InputError(MSG_EMPTY.format(path=path))
+    # pandas renames a repeated header ("age", "age.1"); the user never wrote "age.1", so
+    # the table is refused rather than quietly given a column nobody named.
+    header = pd.read_csv(path, nrows=1, header=None, skipinitialspace=True)
+    names = [str(c).strip() for c in header.iloc[0]] if len(header) else []
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(MSG_DUPLICATE_COLUMNS.format(path=path, columns=", ".join(f"'{c}'" for c in repeated)))
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
@@ -205,9 +214,14 @@ def infer_positive_label(series: pd.Series, column: str, positive: str | None) -
     if not labels:
         raise InputError(MSG_TARGET_EMPTY.format(column=column))
     if positive is not None:
-        if _label_of_text(positive, series) not in labels:
-            raise InputError(MSG_POSITIVE_ABSENT.format(value=positive, column=column, values=_format_values(labels)))
-        return _label_of_text(positive, series)
+        wanted = _label_of_text(positive, series)
+        if wanted in labels:
+            return wanted
+        # "true" for a True/False column: accept a different case when it is unambiguous.
+        folded = [label for label in labels if label.lower() == wanted.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        raise InputError(MSG_POSITIVE_ABSENT.format(value=positive, column=column, values=_format_values(labels)))
     if len(labels) == 1:
         raise InputError(MSG_SINGLE_CLASS.format(column=column, value=labels[0]))
     if len(labels) != 2:

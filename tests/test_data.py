@@ -23,6 +23,7 @@ from sqnn_cli.data import (
     ColumnRoles,
     csv_line_numbers,
     group_labels,
+    infer_positive_label,
     parse_bins,
     prepare,
     read_table,
@@ -441,3 +442,15 @@ def test_write_table_refuses_to_replace_without_overwrite(tmp_path):
     write_table(frame.iloc[:2], path, overwrite=True)
     assert len(read_table(path)) == 2
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_repeated_column_names_are_refused(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("age,income,age\n1,2,3\n4,5,6\n")
+    with pytest.raises(InputError, match="repeats the column name"):
+        read_table(path)
+
+
+def test_positive_label_case_is_forgiven_when_unambiguous():
+    series = pd.Series([True, False, True])
+    assert infer_positive_label(series, "y", "true") == "True"
