@@ -275,7 +275,7 @@ def audit_representation(
         distinct_codes=distinct_codes(first_draw),
         neurons=neurons,
         n=len(y),
-        groups=tuple(labels),
+        groups=tuple(str(label) for label in labels),
         trees=trees,
         test_size=test_size,
         draws=draws,

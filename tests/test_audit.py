@@ -1,0 +1,200 @@
+"""The representation audit and interventions on constructions with known answers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sqnn_cli import bundle as bundle_module
+from sqnn_cli.audit import audit_representation, intervention_curves, neuron_flows, prune, rank_neurons
+from sqnn_cli.cli import app
+from sqnn_cli.estimator import SQNNClassifier
+
+from .conftest import SAMPLE_DATA, TINY_MODEL
+
+runner = CliRunner()
+COMPAS = str(SAMPLE_DATA / "compas.csv")
+
+
+def handmade_model(binary_weight: np.ndarray, binary_bias: np.ndarray, head_weight: np.ndarray) -> SQNNClassifier:
+    """A model with no feature layers whose binary layer and head are set by hand:
+    theta = sigmoid(x @ binary_weight.T + binary_bias)."""
+    n_inputs = binary_weight.shape[1]
+    model = SQNNClassifier(hidden=(), code_size=binary_weight.shape[0], epochs=1, n_samples=16, device="cpu")
+    model.fit(np.zeros((4, n_inputs), np.float32), np.array([0, 1, 0, 1]), sensitive_features=np.array([0, 0, 1, 1]))
+    with torch.no_grad():
+        model.network_.binary.linear.weight.copy_(torch.as_tensor(binary_weight, dtype=torch.float32))
+        model.network_.binary.linear.bias.copy_(torch.as_tensor(binary_bias, dtype=torch.float32))
+        model.network_.head.weight.copy_(torch.as_tensor(head_weight, dtype=torch.float32).reshape(1, -1))
+        model.network_.head.bias.fill_(-0.5 * float(np.sum(head_weight)))
+    return model
+
+
+def two_group_data(n: int = 800, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    s = (rng.random(n) < 0.4).astype(int)  # majority share 0.6
+    z = rng.integers(0, 2, size=n)
+    y = (rng.random(n) < np.where(z == 1, 0.8, 0.2)).astype(int)
+    x = np.column_stack([s, z]).astype(np.float32)
+    return x, y, s.astype(str)
+
+
+def test_codes_that_copy_s_are_caught():
+    x, y, s = two_group_data()
+    # Neuron 0 copies S, neuron 1 copies z; theta is 0.9999 or 0.0001.
+    model = handmade_model(np.array([[20.0, 0.0], [0.0, 20.0]]), np.array([-10.0, -10.0]), np.array([1.0, 1.0]))
+    audit = audit_representation(model, x, y, s, trees=30, seed=0)
+    majority = audit.code.majority_share
+    assert audit.code.adrg == pytest.approx(1 - majority, abs=0.02)
+    assert audit.code.leakage_auc > 0.98 and audit.theta.leakage_auc > 0.98
+    assert audit.mi_joint.bits == pytest.approx(0.971, abs=0.02)  # H(S) for p = 0.4
+    flows = {n.neuron: n for n in audit.neurons}
+    assert flows[0].bias_flow > 0.9 and flows[1].bias_flow < 0.01
+    assert audit.code.y_auc > 0.75  # the code still predicts y through z
+    assert audit.distinct_codes == 4
+
+
+def test_codes_independent_of_s_reveal_nothing():
+    x, y, s = two_group_data(3000)
+    model = handmade_model(np.array([[0.0, 20.0], [0.0, -20.0]]), np.array([-10.0, 10.0]), np.array([1.0, 1.0]))
+    audit = audit_representation(model, x, y, s, trees=30, seed=0)
+    assert audit.code.adrg < 0.04
+    assert abs(audit.code.leakage_auc - 0.5) < 0.05  # about two standard errors at 900 test rows
+    assert audit.mi_joint.bits < 0.01
+
+
+def test_theta_can_leak_what_single_draws_hide():
+    """Per-neuron group means of theta equal, yet theta separates the groups (DESIGN §3)."""
+    rng = np.random.default_rng(3)
+    n = 1200
+    s = rng.integers(0, 2, size=n)
+    # Group 0 fires at 0.5 always; group 1 fires at 0.1 or 0.9 (mean 0.5) depending on noise.
+    u = rng.integers(0, 2, size=n)
+    x = np.column_stack([s, s * (2 * u - 1)]).astype(np.float32)
+    model = handmade_model(np.array([[0.0, 2.2]]), np.array([0.0]), np.array([1.0]))
+    audit = audit_representation(model, x, rng.integers(0, 2, size=n), s.astype(str), trees=30, seed=0)
+    assert audit.neurons[0].bias_flow < 0.01
+    assert audit.theta.leakage_auc > 0.9
+    assert audit.code.leakage_auc < 0.6
+
+
+def test_bias_ranking_removes_the_neuron_carrying_s_first_and_cuts_dp_more_than_random():
+    x, y, s = two_group_data(1000)
+    weights = np.zeros((6, 2))
+    weights[0, 0] = 20.0  # neuron 0 copies S
+    weights[1:, 1] = 20.0  # the others copy z
+    model = handmade_model(weights, np.full(6, -10.0), np.array([3.0, 0.5, 0.5, 0.5, 0.5, 0.5]))
+    theta = model.firing_probabilities(x).astype(np.float64)
+    neurons, _ = neuron_flows(theta, s, y)
+    assert rank_neurons(neurons, "bias")[0] == 0
+    points = intervention_curves(model, x, y, s, neurons, random_repeats=8, seed=0)
+    dp = {(p.strategy, p.repeat, p.k): p.dp_difference for p in points}
+    random_k1 = np.mean([dp[("random", r, 1)] for r in range(8)])
+    assert dp[("bias", 0, 0)] > 0.5
+    assert dp[("bias", 0, 1)] < 0.05
+    assert dp[("bias", 0, 1)] < random_k1 - 0.2
+
+
+def test_pruned_model_scores_what_the_intervention_curve_reported():
+    x, y, s = two_group_data(300)
+    model = handmade_model(np.array([[20.0, 0.0], [0.0, 20.0]]), np.array([-10.0, -10.0]), np.array([2.0, 1.0]))
+    theta = model.firing_probabilities(x).astype(np.float64)
+    neurons, _ = neuron_flows(theta, s, y)
+    points = intervention_curves(model, x, y, s, neurons, random_repeats=1)
+    reported = next(p for p in points if p.strategy == "bias" and p.k == 1)
+    from sqnn_cli.metrics import evaluate_scores
+
+    pruned = prune(model, reported.removed)
+    again = evaluate_scores(y, pruned.predict_proba(x)[:, 1], sensitive_features=s)
+    assert again.auc == reported.auc and again.dp_difference == reported.dp_difference
+    clamped = prune(model, [0], mode="clamp", mean_rates=theta.mean(axis=0))
+    assert clamped.network_.head.bias.item() != model.network_.head.bias.item()
+
+
+# -- through the command line --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compas_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("audit") / "m"
+    result = runner.invoke(app, ["train", COMPAS, "-s", "race", "--out", str(out), *TINY_MODEL])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_audit_json_has_the_documented_keys(compas_model, tmp_path):
+    plot = tmp_path / "curves.png"
+    result = runner.invoke(
+        app,
+        ["audit-representation", str(compas_model), COMPAS, "--trees", "20", "--json", "--interventions",
+         "--random-repeats", "2", "--plot", str(plot)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    for key in ("adrg", "rf_accuracy", "majority_share", "leakage_auc", "y_accuracy", "y_auc", "mi_joint",
+                "mi_plugin", "distinct_codes", "neurons", "theta", "interventions"):  # fmt: skip
+        assert key in payload, key
+    assert payload["audited"] == "sampled code" and payload["theta"]["audited"] == "firing probabilities"
+    assert {"bits", "estimator", "stderr"} <= set(payload["mi_joint"])
+    assert len(payload["neurons"]) == 8
+    assert {"bias_flow", "accuracy_flow", "conditional_flow", "entropy"} <= set(payload["neurons"][0])
+    assert set(payload["interventions"]["curves"]) == {"bias", "ratio", "conditional", "random"}
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_audit_gates_exit_1(compas_model):
+    result = runner.invoke(
+        app, ["audit-representation", str(compas_model), COMPAS, "--trees", "10", "--max-leakage-auc", "0.5"]
+    )
+    assert result.exit_code == 1
+    assert "--max-leakage-auc" in result.stderr and "FAILED" in result.stderr
+
+
+def test_prune_writes_a_bundle_evaluate_accepts(compas_model, tmp_path):
+    out = tmp_path / "pruned"
+    result = runner.invoke(app, ["prune", str(compas_model), COMPAS, "--k", "2", "--by", "bias", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["pruned"][0]["by"] == "bias" and len(meta["pruned"][0]["neurons"]) == 2
+    evaluated = runner.invoke(app, ["evaluate", str(out), COMPAS, "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    weights = torch.load(out / "weights.pt", weights_only=True)["head.weight"]
+    assert (weights[0, meta["pruned"][0]["neurons"]] == 0).all()
+
+
+def test_audit_refuses_a_single_group(compas_model, tmp_path):
+    single = tmp_path / "one.csv"
+    import pandas as pd
+
+    table = pd.read_csv(COMPAS)
+    table[table["race"] == "Caucasian"].to_csv(single, index=False)
+    result = runner.invoke(app, ["audit-representation", str(compas_model), str(single), "--trees", "5"])
+    assert result.exit_code == 2 and "single group" in result.stderr
+
+
+def test_audit_refuses_data_that_does_not_match_the_bundle(compas_model, tmp_path):
+    other = tmp_path / "other.csv"
+    other.write_text("a,b,race,two_year_recid\n1,2,x,0\n3,4,y,1\n")
+    result = runner.invoke(app, ["audit-representation", str(compas_model), str(other), "--trees", "5"])
+    assert result.exit_code == 2 and "is not in the data" in result.stderr
+
+
+def test_audit_refuses_a_model_without_its_binary_layer(compas_model, tmp_path):
+    import hashlib
+    import io
+    import shutil
+
+    damaged = tmp_path / "nolayer"
+    shutil.copytree(compas_model, damaged)
+    weights = torch.load(damaged / "weights.pt", weights_only=True)
+    buffer = io.BytesIO()
+    torch.save({k: v for k, v in weights.items() if not k.startswith("binary.")}, buffer)
+    (damaged / "weights.pt").write_bytes(buffer.getvalue())
+    meta = json.loads((damaged / "meta.json").read_text())
+    meta["files"]["weights.pt"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    meta["meta_sha256"] = bundle_module._meta_checksum(meta)
+    (damaged / "meta.json").write_text(json.dumps(meta))
+    result = runner.invoke(app, ["audit-representation", str(damaged), COMPAS, "--trees", "5"])
+    assert result.exit_code == 2 and "architecture" in result.stderr
