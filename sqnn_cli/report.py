@@ -298,18 +298,25 @@ def plot_interventions(points: Sequence[Any], path: Path, *, title: str) -> Path
     import matplotlib.pyplot as plt
 
     summary = intervention_summary(points)
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
-    for axis, metric, label in ((axes[0], "dp_difference", "DP difference"), (axes[1], "gpa", "GPA")):
+    figure, axes = plt.subplots(2, 2, figsize=(11, 8.5), constrained_layout=True)
+    panels = (
+        (axes[0, 0], "auc", "dp_difference", "AUC", "DP difference (lower is fairer)"),
+        (axes[0, 1], "auc", "gpa", "AUC", "GPA (lower is fairer)"),
+        (axes[1, 0], "k", "dp_difference", "neurons removed (k)", "DP difference"),
+        (axes[1, 1], "k", "auc", "neurons removed (k)", "AUC"),
+    )
+    for axis, x_key, y_key, x_label, y_label in panels:
         for strategy, rows in summary.items():
-            auc = [r["auc"] for r in rows]
-            bias = [r[metric] for r in rows]
             style = "--" if strategy == "random" else "-"
-            axis.plot(auc, bias, style, marker="o", markersize=3, label=strategy + (" (mean)" if strategy == "random" else ""))
-            axis.annotate("k=0", (auc[0], bias[0]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        axis.set_xlabel("AUC")
-        axis.set_ylabel(f"{label} (lower is fairer)")
+            name = strategy + (" (mean)" if strategy == "random" else "")
+            axis.plot([r[x_key] for r in rows], [r[y_key] for r in rows], style, marker="o", markersize=3, label=name)
+        if x_key == "auc":
+            first = next(iter(summary.values()))[0]
+            axis.annotate("k=0", (first["auc"], first[y_key]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        axis.set_xlabel(x_label)
+        axis.set_ylabel(y_label)
         axis.grid(alpha=0.3)
-        axis.legend()
+        axis.legend(fontsize=8)
     figure.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
