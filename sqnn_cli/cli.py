@@ -90,6 +90,11 @@ class StraightThrough(str, enum.Enum):
     identity = "identity"
 
 
+class Method(str, enum.Enum):
+    bernoulli = "bernoulli"
+    joint = "joint"
+
+
 class PruneMode(str, enum.Enum):
     zero = "zero"
     clamp = "clamp"
@@ -159,7 +164,16 @@ def train(
     drop_missing: DropMissingOpt = False,
     gamma: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of I(T;S) in the loss; 0 ignores fairness.")] = 0.2,
     hidden: Annotated[str, typer.Option(help="Widths of the feature layers before the binary layer.")] = "64,64",
-    code_size: Annotated[int, typer.Option(min=1, help="Number of stochastic binary neurons.")] = 32,
+    method: Annotated[
+        Method, typer.Option(help="bernoulli: sum over neurons of I(T_i;S) (the paper's BinaryBernoulli); joint: I(T;S) of the whole layer.")
+    ] = Method.bernoulli,
+    code_size: Annotated[
+        Optional[int], typer.Option(min=1, help="Number of stochastic binary neurons \\[default: 32 for bernoulli, 8 for joint].", show_default=False)
+    ] = None,
+    joint_samples: Annotated[
+        Optional[int],
+        typer.Option(min=2, help="joint only: sampled codes per batch for a Monte-Carlo I(T;S) \\[default: exact enumeration, code size <= 12].", show_default=False),
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
     lr: Annotated[float, typer.Option(help="Adam learning rate (positive).")] = 1e-3,
@@ -191,6 +205,8 @@ def train(
       sqnn train sample_data/compas.csv --sensitive race --gamma 0.2
 
       sqnn train adult.csv.gz -t income -s sex --gamma 0.5 --test-size 0.3 --out adult-model/
+
+      sqnn train sample_data/compas.csv -s race --method joint --gamma 0.5
     """
     from . import pipeline
     from .bundle import check_writable, fresh_bundle_path, save_bundle
@@ -214,10 +230,14 @@ def train(
         report.info(err, f"the model will be written to {bundle_dir}/ (choose with --out)")
     check_writable(bundle_dir, overwrite=overwrite)
 
+    if joint_samples is not None and method is not Method.joint:
+        raise InputError("--joint-samples applies to --method joint only")
     estimator = SQNNClassifier(
         gamma=gamma,
+        method=method.value,
         hidden=_parse_hidden(hidden),
         code_size=code_size,
+        joint_samples=joint_samples,
         temperature=temperature,
         straight_through=straight_through.value,
         epochs=epochs,
@@ -241,7 +261,8 @@ def train(
     options = {
         "target": target, "sensitive": sensitive, "positive": positive, "drop": drop or [],
         "sensitive_bins": sensitive_bins or [], "sensitive_as_feature": sensitive_as_feature,
-        "drop_missing": drop_missing, "gamma": gamma, "hidden": hidden, "code_size": code_size,
+        "drop_missing": drop_missing, "gamma": gamma, "method": method.value, "hidden": hidden,
+        "code_size": code_size, "joint_samples": joint_samples,
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "temperature": temperature,
         "straight_through": straight_through.value, "samples": samples, "seed": seed, "device": device.value,
         "test_size": test_size, "threshold": threshold, "min_group_size": min_group_size,

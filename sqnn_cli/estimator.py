@@ -11,12 +11,25 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .errors import InputError, TrainingDivergedError
-from .information import bernoulli_mutual_information
+from .information import (
+    bernoulli_mutual_information,
+    joint_mutual_information,
+    sampled_joint_mutual_information,
+)
 from .model import STRAIGHT_THROUGH, SQNNetwork
 
 __all__ = ["SQNNClassifier", "METHODS", "resolve_device", "TrainingDivergedError"]
 
-METHODS = ("bernoulli",)
+METHODS = ("bernoulli", "joint")
+# bernoulli's cost is linear in the code size; joint's exact loss enumerates 2^m codes
+# per batch, so its default is a size where that stays exact and cheap.
+DEFAULT_CODE_SIZE = {"bernoulli": 32, "joint": 8}
+MAX_EXACT_JOINT_NEURONS = 12
+MSG_JOINT_TOO_WIDE = (
+    "--method joint computes I(T;S) exactly by enumerating 2^code_size codes per batch, which is "
+    "limited to --code-size {limit} (got {size}); pass --joint-samples N (e.g. 256) for the "
+    "Monte-Carlo estimate, or choose a smaller --code-size"
+)
 DEVICES = ("auto", "cpu", "cuda")
 # Rows per chunk when scoring: bounds the (samples x rows x code) tensor of draws.
 _SCORING_CHUNK = 8192
@@ -47,12 +60,18 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     ----------
     gamma : float in [0, 1]
         Weight of the information term; 0 trains a plain classifier.
-    method : "bernoulli"
-        How I(T;S) is computed: the sum over neurons of I(T_i;S).
+    method : "bernoulli" or "joint"
+        How I(T;S) is computed: ``bernoulli`` sums I(T_i;S) over the neurons (the paper's
+        BinaryBernoulli); ``joint`` takes I(T;S) of the whole layer, which also sees
+        information the neurons carry only together (DESIGN §2).
     hidden : sequence of int
         Widths of the full-precision feature layers before the binary layer.
-    code_size : int
-        Number of stochastic binary neurons.
+    code_size : int or None
+        Number of stochastic binary neurons; None takes 32 for bernoulli, 8 for joint.
+    joint_samples : int or None
+        joint only: None computes the batch's I(T;S) exactly by enumerating the 2^m
+        codes (m <= 12); an int uses that many sampled codes per batch, an unbiased
+        estimate with an unbiased (score-function plus pathwise) gradient.
     temperature : float
         theta = sigmoid(temperature * a).
     straight_through : "sigmoid" or "identity"
@@ -63,6 +82,9 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     random_state : int
         Seeds initialisation, shuffling, sampling and scoring.
     device : "auto", "cpu" or "cuda"
+    warm_start : bool
+        Continue training the fitted network instead of starting afresh (a new
+        optimiser, the same weights), as in scikit-learn.
     """
 
     def __init__(
@@ -71,7 +93,8 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         *,
         method: str = "bernoulli",
         hidden: Sequence[int] = (64, 64),
-        code_size: int = 32,
+        code_size: int | None = None,
+        joint_samples: int | None = None,
         temperature: float = 1.0,
         straight_through: str = "sigmoid",
         epochs: int = 30,
@@ -80,11 +103,13 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         n_samples: int = 32,
         random_state: int = 0,
         device: str = "auto",
+        warm_start: bool = False,
     ):
         self.gamma = gamma
         self.method = method
         self.hidden = hidden
         self.code_size = code_size
+        self.joint_samples = joint_samples
         self.temperature = temperature
         self.straight_through = straight_through
         self.epochs = epochs
@@ -93,6 +118,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         self.n_samples = n_samples
         self.random_state = random_state
         self.device = device
+        self.warm_start = warm_start
 
     # -- validation ------------------------------------------------------------------
     def _validate_params(self) -> None:
@@ -100,7 +126,8 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             (0.0 <= float(self.gamma) <= 1.0, f"gamma must be in [0, 1], got {self.gamma}"),
             (self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}"),
             (all(int(w) > 0 for w in self.hidden), f"hidden widths must be positive, got {list(self.hidden)}"),
-            (int(self.code_size) > 0, f"code_size must be positive, got {self.code_size}"),
+            (self.code_size is None or int(self.code_size) > 0, f"code_size must be positive, got {self.code_size}"),
+            (self.joint_samples is None or int(self.joint_samples) >= 2, f"joint_samples must be at least 2, got {self.joint_samples}"),
             (float(self.temperature) > 0, f"temperature must be positive, got {self.temperature}"),
             (self.straight_through in STRAIGHT_THROUGH, f"straight_through must be one of {STRAIGHT_THROUGH}"),
             (int(self.epochs) > 0, f"epochs must be positive, got {self.epochs}"),
@@ -112,13 +139,18 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         for ok, message in checks:
             if not ok:
                 raise InputError(message)
+        if self.method == "joint" and self.joint_samples is None and self._code_size() > MAX_EXACT_JOINT_NEURONS:
+            raise InputError(MSG_JOINT_TOO_WIDE.format(limit=MAX_EXACT_JOINT_NEURONS, size=self._code_size()))
         resolve_device(self.device)
+
+    def _code_size(self) -> int:
+        return int(self.code_size) if self.code_size is not None else DEFAULT_CODE_SIZE[self.method]
 
     def _build_network(self, n_features: int) -> SQNNetwork:
         return SQNNetwork(
             n_features,
             [int(w) for w in self.hidden],
-            int(self.code_size),
+            self._code_size(),
             temperature=float(self.temperature),
             straight_through=self.straight_through,
         )
@@ -142,11 +174,16 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
 
         device = resolve_device(self.device)
         seed = int(self.random_state)
-        # Initialisation draws from torch's global generator; forking keeps the caller's
-        # random state untouched while making the weights a function of the seed alone.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            network = self._build_network(X.shape[1]).to(device)
+        if self.warm_start and hasattr(self, "network_"):
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {X.shape[1]} features, the model was trained on {self.n_features_in_}")
+            network = self.network_.to(device)
+        else:
+            # Initialisation draws from torch's global generator; forking keeps the caller's
+            # random state untouched while making the weights a function of the seed alone.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                network = self._build_network(X.shape[1]).to(device)
         shuffle_generator = torch.Generator().manual_seed(seed)
         sample_generator = torch.Generator(device=device).manual_seed(seed)
 
@@ -194,16 +231,29 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         """One optimisation step; returns the detached (loss, bce, mi) of the batch."""
         logits, theta = network(x, generator)
         bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-        mi = self._information_penalty(theta, groups)
-        loss = self.gamma * mi + (1.0 - self.gamma) * bce
+        mi, mi_objective = self._information_penalty(theta, groups, generator)
+        loss = self.gamma * mi_objective + (1.0 - self.gamma) * bce
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return torch.stack([loss, bce, mi]).detach()
+        return torch.stack([self.gamma * mi + (1.0 - self.gamma) * bce, bce, mi]).detach()
 
-    def _information_penalty(self, theta: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        """I(T;S) of the batch in bits, as the chosen method defines it."""
-        return bernoulli_mutual_information(theta, groups, len(self.groups_))
+    def _information_penalty(
+        self, theta: torch.Tensor, groups: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """I(T;S) of the batch in bits, as the chosen method defines it, and the term the
+        loss differentiates (the same tensor, except for the sampled joint estimator,
+        whose surrogate carries the score-function part of the gradient)."""
+        n_groups = len(self.groups_)
+        if self.method == "bernoulli":
+            mi = bernoulli_mutual_information(theta, groups, n_groups)
+            return mi, mi
+        if self.joint_samples is None:
+            mi = joint_mutual_information(theta, groups, n_groups)
+            return mi, mi
+        return sampled_joint_mutual_information(
+            theta, groups, n_groups, samples=int(self.joint_samples), generator=generator
+        )
 
     # -- inference -------------------------------------------------------------------
     def _inputs(self, X) -> torch.Tensor:
@@ -252,7 +302,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         """theta: the (n, code_size) Bernoulli parameters of the binary layer."""
         features = self._inputs(X)
         thetas = [self.network_.encode(chunk)[1] for chunk in torch.split(features, _SCORING_CHUNK)]
-        return torch.cat(thetas).cpu().numpy() if thetas else np.zeros((0, int(self.code_size)), np.float32)
+        return torch.cat(thetas).cpu().numpy() if thetas else np.zeros((0, self._code_size()), np.float32)
 
     @torch.no_grad()
     def transform(self, X) -> np.ndarray:

@@ -29,6 +29,7 @@ __all__ = [
     "plugin_information",
     "distinct_codes",
     "joint_mutual_information",
+    "sampled_joint_mutual_information",
 ]
 
 _LN2 = math.log(2.0)
@@ -424,22 +425,74 @@ def plugin_information(codes, labels) -> InformationEstimate:
     return InformationEstimate(corrected / _LN2, PLUGIN, None, n)
 
 
+def _batch_group_log_mass(log_w: torch.Tensor, groups: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """log sum_{j in s} w_j(t) for each code (rows of ``log_w``) and each present group.
+
+    One max-shift per code and one matrix product with the group indicator replace a
+    log-sum-exp per group: the training loss runs this for every mini-batch. A group
+    whose whole mass underflows after the shift gets a tiny floor instead of log 0, so
+    its posterior is (correctly) ~0 and its gradient stays finite.
+    """
+    peak = log_w.detach().amax(dim=1, keepdim=True)
+    weights = torch.exp(log_w - peak)
+    indicator = torch.nn.functional.one_hot(groups, int(present.numel() and groups.max() + 1)).to(log_w.dtype)
+    mass = (weights @ indicator)[:, present]
+    return torch.log(mass.clamp_min(torch.finfo(log_w.dtype).tiny)) + peak
+
+
 def joint_mutual_information(theta: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
     """Differentiable exact I(T; S) of a mini-batch in bits, enumerating all 2^m codes
-    (the joint loss of DESIGN §2; memory and time grow as 2^m * batch, fine to m ~ 16).
+    (the joint loss of DESIGN §2; time and memory grow as 2^m * batch).
 
-    Groups absent from the batch drop out. Per-group log-sum-exps keep every term finite
-    (a max-shifted sum can underflow in float32 for whole groups), so gradients are
-    finite even at saturated theta. Computed in theta's dtype and device.
+    Groups absent from the batch drop out. Computed in theta's dtype and device.
     """
     theta = theta.clamp(_EPS, 1.0 - _EPS)
     n, m = theta.shape
     counts = torch.bincount(groups, minlength=n_groups)
-    present = torch.nonzero(counts).flatten().tolist()
-    if m == 0 or len(present) < 2:
+    present = torch.nonzero(counts).flatten()
+    if m == 0 or present.numel() < 2:
         return theta.sum() * 0.0  # keeps the graph (and a zero gradient) intact
     slope, offset = _likelihood_terms(theta)
     log_w = torch.addmm(offset, _all_codes(m, dtype=theta.dtype, device=theta.device), slope.T)
-    log_mass = torch.stack([log_w[:, groups == g].logsumexp(dim=1) for g in present], dim=1)
+    log_mass = _batch_group_log_mass(log_w, groups, present)
     log_prior = torch.log(counts[present].to(theta.dtype) / n)
     return _information_from_log_mass(log_mass, log_prior, n)
+
+
+def sampled_joint_mutual_information(
+    theta: torch.Tensor, groups: torch.Tensor, n_groups: int, *, samples: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Monte-Carlo I(T; S) of a mini-batch for layers too wide to enumerate.
+
+    Returns ``(estimate, surrogate)``. ``estimate`` (no gradient) is an unbiased
+    estimate of the batch's I(T;S): codes t are drawn from the batch mixture p(t) and
+    each contributes f(t) = KL(p(s | t) || p(s)), with p(t | s) and p(t) evaluated
+    exactly over the batch rows. ``surrogate``'s gradient is an unbiased estimate of
+    the gradient of I: the pathwise term grad f(t) plus the score-function term
+    (f(t) - b) grad log p(t), where the baseline b is the mean of the other samples'
+    f (leave-one-out, so it does not depend on the sample it multiplies). Sampling t
+    itself carries no gradient, which is why the score-function term is needed
+    (DESIGN §2); its variance is what ``samples`` buys down.
+    """
+    if samples < 2:
+        raise ValueError(f"samples must be at least 2, got {samples}")
+    theta = theta.clamp(_EPS, 1.0 - _EPS)
+    n, m = theta.shape
+    counts = torch.bincount(groups, minlength=n_groups)
+    present = torch.nonzero(counts).flatten()
+    if m == 0 or present.numel() < 2:
+        zero = theta.sum() * 0.0
+        return zero.detach(), zero
+    rows = torch.randint(n, (samples,), generator=generator, device=theta.device)
+    codes = torch.bernoulli(theta.detach()[rows], generator=generator)
+    slope, offset = _likelihood_terms(theta)
+    log_w = torch.addmm(offset, codes, slope.T)  # log p(t_k | x_j): (samples, n)
+    log_mass = _batch_group_log_mass(log_w, groups, present)
+    log_prior = torch.log(counts[present].to(theta.dtype) / n)
+    log_posterior = torch.log_softmax(log_mass, dim=1)
+    f = (log_posterior.exp() * (log_posterior - log_prior)).sum(dim=1) / _LN2
+    log_marginal = torch.logsumexp(log_mass, dim=1) - math.log(n)
+    values = f.detach()
+    baseline = (values.sum() - values) / (samples - 1)
+    surrogate = (f + (values - baseline) * log_marginal).mean()
+    return values.mean(), surrogate

@@ -278,7 +278,7 @@ def prune(
     """Remove the k neurons that carry most information about S, ranked on ``frame``."""
     from . import audit as audit_module
 
-    code_size = int(bundle.estimator.code_size)
+    code_size = bundle.estimator._code_size()
     if not 1 <= k <= code_size:
         raise InputError(f"--k must be between 1 and the code size ({code_size}), got {k}")
     X, data, _ = _encoded(bundle, frame, drop_missing)
