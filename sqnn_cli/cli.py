@@ -106,6 +106,11 @@ class Ranking(str, enum.Enum):
     conditional = "conditional"
 
 
+class Backend(str, enum.Enum):
+    local = "local"
+    dask = "dask"
+
+
 class Device(str, enum.Enum):
     auto = "auto"
     cpu = "cpu"
@@ -140,50 +145,125 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
+# -- the options of training, shared by train and sweep-gamma ---------------------------
+SensitiveOpt = Annotated[
+    list[str],
+    typer.Option("--sensitive", "-s", help="Sensitive column; repeat it to form intersectional groups.", show_default=False),
+]
+TargetOpt = Annotated[
+    Optional[str], typer.Option("--target", "-t", help="Target column \\[default: the last column].", show_default=False)
+]
+PositiveOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Target value that is the positive class (needed unless 0/1, boolean or two-valued).", show_default=False),
+]
+DropOpt = Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore; repeatable.", show_default=False)]
+SensitiveBinsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(help="Group a numeric sensitive column by cut points, e.g. age=25,65; repeatable.", show_default=False),
+]
+SensitiveAsFeatureOpt = Annotated[
+    bool, typer.Option("--sensitive-as-feature", help="Also give the sensitive columns to the model as inputs.")
+]
+HiddenOpt = Annotated[str, typer.Option(help="Widths of the feature layers before the binary layer.")]
+MethodOpt = Annotated[
+    Method,
+    typer.Option(help="bernoulli: sum over neurons of I(T_i;S) (the paper's BinaryBernoulli); joint: I(T;S) of the whole layer."),
+]
+CodeSizeOpt = Annotated[
+    Optional[int],
+    typer.Option(min=1, help="Number of stochastic binary neurons \\[default: 32 for bernoulli, 8 for joint].", show_default=False),
+]
+JointSamplesOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        min=2,
+        help="joint only: sampled codes per batch for a Monte-Carlo I(T;S) \\[default: exact enumeration, code size <= 12].",
+        show_default=False,
+    ),
+]
+EpochsOpt = Annotated[int, typer.Option(min=1)]
+BatchSizeOpt = Annotated[int, typer.Option(min=1)]
+LrOpt = Annotated[float, typer.Option(help="Adam learning rate (positive).")]
+TemperatureOpt = Annotated[float, typer.Option(help="theta = sigmoid(temperature * a) (positive).")]
+StraightThroughOpt = Annotated[StraightThrough, typer.Option(help="Gradient surrogate for the sampled bits.")]
+TrainSamplesOpt = Annotated[int, typer.Option(min=1, help="Code draws averaged per score.")]
+SeedOpt = Annotated[int, typer.Option(help="Seeds initialisation, shuffling, sampling and scoring.")]
+DeviceOpt = Annotated[Device, typer.Option(help="Where to train; auto takes a GPU when there is one.")]
+
+
+def _roles(frame: Any, *, target, sensitive, positive, drop, sensitive_bins, sensitive_as_feature) -> Any:
+    """Column roles from the options, announcing the target and its positive class."""
+    from .data import parse_bins, resolve_roles
+
+    roles = resolve_roles(
+        frame,
+        target=target,
+        sensitive=sensitive,
+        positive=positive,
+        drop=drop or (),
+        sensitive_bins=parse_bins(sensitive_bins or ()),
+        sensitive_as_feature=sensitive_as_feature,
+    )
+    where = "the last column; choose with --target" if target is None else "--target"
+    report.info(err, f"target: '{roles.target}' ({where}), positive class {roles.positive_label!r}")
+    return roles
+
+
+def _estimator(*, gamma, method, hidden, code_size, joint_samples, temperature, straight_through, epochs, batch_size, lr, samples, seed, device) -> Any:
+    from .estimator import SQNNClassifier
+
+    if joint_samples is not None and method is not Method.joint:
+        raise InputError("--joint-samples applies to --method joint only")
+    estimator = SQNNClassifier(
+        gamma=gamma,
+        method=method.value,
+        hidden=_parse_hidden(hidden),
+        code_size=code_size,
+        joint_samples=joint_samples,
+        temperature=temperature,
+        straight_through=straight_through.value,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        n_samples=samples,
+        random_state=seed,
+        device=device.value,
+    )
+    estimator._validate_params()  # refuse bad options before any data is read or trained on
+    return estimator
+
+
+def _plain_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Command options as JSON-ready values for meta.json and sweep.json."""
+    return {k: (v.value if isinstance(v, enum.Enum) else str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+
+
 # -- train ----------------------------------------------------------------------------
 @app.command()
 @_command
 def train(
     data: DataArg,
-    sensitive: Annotated[
-        list[str],
-        typer.Option("--sensitive", "-s", help="Sensitive column; repeat it to form intersectional groups.", show_default=False),
-    ],
-    target: Annotated[
-        Optional[str], typer.Option("--target", "-t", help="Target column \\[default: the last column].", show_default=False)
-    ] = None,
-    positive: Annotated[
-        Optional[str], typer.Option(help="Target value that is the positive class (needed unless 0/1, boolean or two-valued).", show_default=False)
-    ] = None,
-    drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore; repeatable.", show_default=False)] = None,
-    sensitive_bins: Annotated[
-        Optional[list[str]],
-        typer.Option(help="Group a numeric sensitive column by cut points, e.g. age=25,65; repeatable.", show_default=False),
-    ] = None,
-    sensitive_as_feature: Annotated[bool, typer.Option("--sensitive-as-feature", help="Also give the sensitive columns to the model as inputs.")] = False,
+    sensitive: SensitiveOpt,
+    target: TargetOpt = None,
+    positive: PositiveOpt = None,
+    drop: DropOpt = None,
+    sensitive_bins: SensitiveBinsOpt = None,
+    sensitive_as_feature: SensitiveAsFeatureOpt = False,
     drop_missing: DropMissingOpt = False,
     gamma: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of I(T;S) in the loss; 0 ignores fairness.")] = 0.2,
-    hidden: Annotated[str, typer.Option(help="Widths of the feature layers before the binary layer.")] = "64,64",
-    method: Annotated[
-        Method, typer.Option(help="bernoulli: sum over neurons of I(T_i;S) (the paper's BinaryBernoulli); joint: I(T;S) of the whole layer.")
-    ] = Method.bernoulli,
-    code_size: Annotated[
-        Optional[int], typer.Option(min=1, help="Number of stochastic binary neurons \\[default: 32 for bernoulli, 8 for joint].", show_default=False)
-    ] = None,
-    joint_samples: Annotated[
-        Optional[int],
-        typer.Option(min=2, help="joint only: sampled codes per batch for a Monte-Carlo I(T;S) \\[default: exact enumeration, code size <= 12].", show_default=False),
-    ] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
-    batch_size: Annotated[int, typer.Option(min=1)] = 256,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (positive).")] = 1e-3,
-    temperature: Annotated[float, typer.Option(help="theta = sigmoid(temperature * a) (positive).")] = 1.0,
-    straight_through: Annotated[
-        StraightThrough, typer.Option(help="Gradient surrogate for the sampled bits.")
-    ] = StraightThrough.sigmoid,
-    samples: Annotated[int, typer.Option(min=1, help="Code draws averaged per score.")] = 32,
-    seed: Annotated[int, typer.Option(help="Seeds initialisation, shuffling, sampling and scoring.")] = 0,
-    device: Annotated[Device, typer.Option(help="Where to train; auto takes a GPU when there is one.")] = Device.auto,
+    method: MethodOpt = Method.bernoulli,
+    hidden: HiddenOpt = "64,64",
+    code_size: CodeSizeOpt = None,
+    joint_samples: JointSamplesOpt = None,
+    epochs: EpochsOpt = 30,
+    batch_size: BatchSizeOpt = 256,
+    lr: LrOpt = 1e-3,
+    temperature: TemperatureOpt = 1.0,
+    straight_through: StraightThroughOpt = StraightThrough.sigmoid,
+    samples: TrainSamplesOpt = 32,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = Device.auto,
     test_size: Annotated[
         Optional[float],
         typer.Option(help="Hold out this fraction (stratified) and report its metrics.", show_default=False),
@@ -208,45 +288,26 @@ def train(
 
       sqnn train sample_data/compas.csv -s race --method joint --gamma 0.5
     """
+    options = _plain_options({k: v for k, v in locals().items() if k not in {"data", "json_output", "overwrite", "out"}})
     from . import pipeline
     from .bundle import check_writable, fresh_bundle_path, save_bundle
-    from .data import parse_bins, read_table, resolve_roles
-    from .estimator import SQNNClassifier
+    from .data import read_table
 
+    estimator = _estimator(
+        gamma=gamma, method=method, hidden=hidden, code_size=code_size, joint_samples=joint_samples,
+        temperature=temperature, straight_through=straight_through, epochs=epochs, batch_size=batch_size, lr=lr,
+        samples=samples, seed=seed, device=device,
+    )  # fmt: skip
     frame = read_table(data)
-    roles = resolve_roles(
-        frame,
-        target=target,
-        sensitive=sensitive,
-        positive=positive,
-        drop=drop or (),
-        sensitive_bins=parse_bins(sensitive_bins or ()),
+    roles = _roles(
+        frame, target=target, sensitive=sensitive, positive=positive, drop=drop, sensitive_bins=sensitive_bins,
         sensitive_as_feature=sensitive_as_feature,
-    )
-    where = "the last column; choose with --target" if target is None else "--target"
-    report.info(err, f"target: '{roles.target}' ({where}), positive class {roles.positive_label!r}")
+    )  # fmt: skip
     bundle_dir = out if out is not None else fresh_bundle_path(data)
     if out is None:
         report.info(err, f"the model will be written to {bundle_dir}/ (choose with --out)")
     check_writable(bundle_dir, overwrite=overwrite)
 
-    if joint_samples is not None and method is not Method.joint:
-        raise InputError("--joint-samples applies to --method joint only")
-    estimator = SQNNClassifier(
-        gamma=gamma,
-        method=method.value,
-        hidden=_parse_hidden(hidden),
-        code_size=code_size,
-        joint_samples=joint_samples,
-        temperature=temperature,
-        straight_through=straight_through.value,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        n_samples=samples,
-        random_state=seed,
-        device=device.value,
-    )
     with report.training_progress(err, epochs) as on_epoch:
         outcome = pipeline.train(
             frame,
@@ -258,15 +319,6 @@ def train(
             min_group_size=min_group_size,
             epoch_callback=on_epoch,
         )
-    options = {
-        "target": target, "sensitive": sensitive, "positive": positive, "drop": drop or [],
-        "sensitive_bins": sensitive_bins or [], "sensitive_as_feature": sensitive_as_feature,
-        "drop_missing": drop_missing, "gamma": gamma, "method": method.value, "hidden": hidden,
-        "code_size": code_size, "joint_samples": joint_samples,
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "temperature": temperature,
-        "straight_through": straight_through.value, "samples": samples, "seed": seed, "device": device.value,
-        "test_size": test_size, "threshold": threshold, "min_group_size": min_group_size,
-    }  # fmt: skip
     meta = pipeline.training_meta(outcome, data_path=data, options=options)
     saved = save_bundle(bundle_dir, estimator=estimator, encoder=outcome.encoder, meta=meta, overwrite=overwrite)
 
@@ -533,6 +585,165 @@ def prune(
     saved = save_bundle(out, estimator=outcome.estimator, encoder=bundle.encoder, meta=outcome.meta, overwrite=overwrite)
     removed = ", ".join(str(i) for i in outcome.removed)
     report.info(err, f"removed neuron(s) {removed} (by {by.value}, {mode.value}); pruned model saved to {saved}/")
+
+
+# -- sweep-gamma ----------------------------------------------------------------------
+@app.command("sweep-gamma")
+@_command
+def sweep_gamma(
+    data: DataArg,
+    sensitive: SensitiveOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Sweep directory (created, or resumed when it holds this sweep).", show_default=False)],
+    gammas: Annotated[
+        Optional[str], typer.Option(help="Comma-separated gammas, e.g. 0,0.05,0.1 \\[default: --steps evenly spaced in [0, 1]].", show_default=False)
+    ] = None,
+    steps: Annotated[int, typer.Option(min=2, help="Evenly spaced gammas in [0, 1] when --gammas is not given.")] = 11,
+    folds: Annotated[int, typer.Option(min=2, help="Stratified folds: each trains on the others and is scored on itself.")] = 3,
+    test: Annotated[
+        Optional[Path], typer.Option("--test", help="Score every model on this fixed table instead of cross-validating.", show_default=False)
+    ] = None,
+    target: TargetOpt = None,
+    positive: PositiveOpt = None,
+    drop: DropOpt = None,
+    sensitive_bins: SensitiveBinsOpt = None,
+    sensitive_as_feature: SensitiveAsFeatureOpt = False,
+    drop_missing: DropMissingOpt = False,
+    method: MethodOpt = Method.bernoulli,
+    hidden: HiddenOpt = "64,64",
+    code_size: CodeSizeOpt = None,
+    joint_samples: JointSamplesOpt = None,
+    epochs: EpochsOpt = 30,
+    batch_size: BatchSizeOpt = 256,
+    lr: LrOpt = 1e-3,
+    temperature: TemperatureOpt = 1.0,
+    straight_through: StraightThroughOpt = StraightThrough.sigmoid,
+    samples: TrainSamplesOpt = 32,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = Device.auto,
+    threshold: ThresholdOpt = 0.5,
+    min_group_size: MinGroupOpt = 30,
+    audit: Annotated[bool, typer.Option("--audit", help="Also audit each model's representation (random forests, joint I(T;S)).")] = False,
+    trees: Annotated[int, typer.Option(min=1, help="Trees per forest with --audit.")] = 1000,
+    n_jobs: Annotated[int, typer.Option(min=1, help="Runs trained at once, each on one torch thread; results equal --n-jobs 1.")] = 1,
+    backend: Annotated[Backend, typer.Option(help="local: this machine; dask: a Dask cluster (pip install 'sqnn[dask]').")] = Backend.local,
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address for --backend dask, e.g. tcp://host:8786.", show_default=False)] = None,
+    plot: Annotated[bool, typer.Option("--plot", help="Write DIR/tradeoff.png: AUC against 1-GPA and 1-AUDC, coloured by gamma.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start afresh in a directory that holds a sweep with other options.")] = False,
+    json_output: JsonOpt = False,
+    max_gpa: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the best gamma's (by dGPA) mean GPA is above this.", show_default=False)] = None,
+    max_audc: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the best gamma's (by dAUDC) mean AUDC is above this.", show_default=False)] = None,
+    min_auc: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the best gamma's (by dGPA) mean AUC is below this.", show_default=False)] = None,
+    min_correlation: Annotated[
+        Optional[float], typer.Option(help="Fail (exit 1) if Spearman(gamma, 1 - GPA) over the gammas is below this.", show_default=False)
+    ] = None,
+) -> None:
+    """Train a model per gamma and fold and show the fairness/accuracy trade-off curve.
+
+    Every finished run is appended to DIR/runs.jsonl at once, so a killed sweep loses only the runs in flight; the same command resumes it. The summary (mean and std over folds per gamma, Pareto-optimal gammas, the best gamma by dGPA and by dAUDC, correlations of gamma with 1-GPA, 1-AUDC and AUC) is written to DIR/summary.csv and DIR/summary.json.
+
+    [bold]Examples[/]
+
+      sqnn sweep-gamma sample_data/compas.csv --sensitive race --out sweep/ --n-jobs 2 --plot
+
+      sqnn sweep-gamma train.csv -s race --test test.csv --gammas 0,0.1,0.2,0.3 --out sweep/ --json
+
+      sqnn sweep-gamma data.csv -s race --out sweep/ --max-gpa 0.1 --min-auc 0.7 --min-correlation 0.9
+    """
+    options = _plain_options({k: v for k, v in locals().items() if k not in {"data", "json_output", "overwrite", "out", "plot", "n_jobs", "backend", "scheduler"}})
+    from . import sweep
+    from .data import file_sha256, read_table
+
+    estimator = _estimator(
+        gamma=0.0, method=method, hidden=hidden, code_size=code_size, joint_samples=joint_samples,
+        temperature=temperature, straight_through=straight_through, epochs=epochs, batch_size=batch_size, lr=lr,
+        samples=samples, seed=seed, device=device,
+    )  # fmt: skip
+    if backend is Backend.dask and not scheduler:
+        raise InputError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+    grid = sweep.gamma_grid(_parse_floats(gammas, "--gammas") if gammas else None, steps)
+    frame = read_table(data)
+    roles = _roles(
+        frame, target=target, sensitive=sensitive, positive=positive, drop=drop, sensitive_bins=sensitive_bins,
+        sensitive_as_feature=sensitive_as_feature,
+    )  # fmt: skip
+    test_frame = read_table(test) if test is not None else None
+    plan = sweep.SweepPlan(
+        estimator_params={k: v for k, v in estimator.get_params().items() if k != "gamma"} | {"hidden": list(estimator.hidden)},
+        roles=roles,
+        data_sha256=file_sha256(data),
+        folds=1 if test is not None else folds,
+        test_sha256=file_sha256(test) if test is not None else None,
+        drop_missing=drop_missing,
+        threshold=threshold,
+        min_group_size=min_group_size,
+        audit=audit,
+        trees=trees,
+    )
+    directory = sweep.SweepDirectory(out)
+    directory.open(plan, options=options, overwrite=overwrite)
+    finished, torn = directory.finished()
+    if torn:
+        report.warn(err, f"{torn} line(s) of {sweep.RUNS_FILE} were cut short by an earlier interruption and are ignored")
+    done = {(round(float(r["gamma"]), 10), int(r["fold"])) for r in finished}
+    tasks = sweep.make_tasks(plan, grid, frame, test_frame, skip=done)
+    planned = len(grid) * plan.folds
+    if done:
+        report.info(err, f"resuming {out}/: {planned - len(tasks)} of {planned} runs already finished")
+    report.info(err, f"{len(tasks)} run(s) to train: {len(grid)} gammas x {plan.folds} fold(s), {n_jobs} at a time")
+
+    interrupted = False
+    with report.task_progress(err) as progress:
+        try:
+            for count, record in enumerate(sweep.execute(tasks, n_jobs=n_jobs, backend=backend.value, scheduler=scheduler), 1):
+                directory.append(record)
+                if progress is not None:
+                    progress("runs", count, len(tasks))
+        except KeyboardInterrupt:
+            interrupted = True
+    records, _ = directory.finished()
+    wanted = set(grid)
+    records = [r for r in records if round(float(r["gamma"]), 10) in wanted]
+    summary = sweep.summarise(records, runs_planned=planned, folds=plan.folds)
+    csv_path, json_path = directory.write_summary(summary)
+    if plot and summary.rows:
+        plot_path = report.plot_tradeoff(summary, out / sweep.PLOT_FILE, title=f"{data.name}: gamma sweep ({method.value})")
+        report.info(err, f"wrote {plot_path}")
+
+    best_gpa, best_audc = summary.row(summary.best_by_d_gpa) or {}, summary.row(summary.best_by_d_audc) or {}
+    outcomes = check_gates(
+        {
+            "gpa": best_gpa.get("gpa_mean"),
+            "auc": best_gpa.get("auc_mean"),
+            "audc": best_audc.get("audc_mean"),
+            "spearman_gpa": summary.correlations["spearman"]["one_minus_gpa"],
+        },
+        gates_from_options(
+            {
+                "--max-gpa": ("gpa", "max", max_gpa),
+                "--max-audc": ("audc", "max", max_audc),
+                "--min-auc": ("auc", "min", min_auc),
+                "--min-correlation": ("spearman_gpa", "min", min_correlation),
+            }
+        ),
+    )
+    if json_output:
+        typer.echo(report.to_json({**summary.to_dict(), "gates": [o.to_dict() for o in outcomes], "interrupted": interrupted}))
+    else:
+        report.render_sweep(err, summary, title=f"gamma sweep of {data.name} ({method.value}, {plan.folds} fold(s))")
+    report.info(err, f"summary written to {csv_path} and {json_path}")
+    if interrupted:
+        report.error(err, f"interrupted: {summary.runs_finished} of {planned} runs finished and are kept; rerun the same command to resume")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    report.render_gates(err, outcomes)
+    if not all(o.passed for o in outcomes):
+        raise typer.Exit(EXIT_GATE)
+
+
+def _parse_floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"{option} expects numbers separated by commas, e.g. 0,0.1,0.2; got '{text}'") from None
 
 
 # -- split ----------------------------------------------------------------------------

@@ -35,6 +35,8 @@ __all__ = [
     "intervention_summary",
     "render_interventions",
     "plot_interventions",
+    "render_sweep",
+    "plot_tradeoff",
 ]
 
 _SUMMARY_ROWS = (
@@ -317,6 +319,80 @@ def plot_interventions(points: Sequence[Any], path: Path, *, title: str) -> Path
         axis.set_ylabel(y_label)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
+    figure.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+# -- gamma sweep --------------------------------------------------------------------------
+def _mean_std(row: dict[str, Any], metric: str) -> str:
+    mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
+    if mean is None:
+        return "n/a"
+    return f"{mean:.3f}" + (f"±{std:.3f}" if std is not None else "")
+
+
+def render_sweep(console: Console, summary: Any, *, title: str) -> None:
+    metrics = ["auc", "gpa", "audc", "dp_difference", "d_gpa", "d_audc"]
+    if any("adrg_mean" in row for row in summary.rows):
+        metrics += ["adrg", "leakage_auc", "mi_joint"]
+    headers = {"auc": "AUC", "gpa": "GPA", "audc": "AUDC", "dp_difference": "DP", "d_gpa": "dGPA", "d_audc": "dAUDC",
+               "adrg": "ADRG", "leakage_auc": "leak AUC", "mi_joint": "I(T;S)"}  # fmt: skip
+    table = Table(title=title, caption="mean±std over folds; Pareto: non-dominated in AUC and GPA / AUDC",
+                  header_style="bold", title_justify="left")  # fmt: skip
+    table.add_column("gamma", justify="right", no_wrap=True)
+    for metric in metrics:
+        table.add_column(headers[metric], justify="right", no_wrap=True)
+    table.add_column("Pareto", no_wrap=True)
+    table.add_column("best", no_wrap=True)
+    for row in summary.rows:
+        pareto = "+".join(name for name in ("GPA", "AUDC") if row.get(f"pareto_{name.lower()}"))
+        best = ", ".join(
+            label for label, gamma in (("dGPA", summary.best_by_d_gpa), ("dAUDC", summary.best_by_d_audc)) if row["gamma"] == gamma
+        )
+        table.add_row(f"{row['gamma']:g}", *[_mean_std(row, m) for m in metrics], pareto, f"[bold green]{best}[/]")
+    # Logs and pipes get a table wide enough to read; a terminal keeps its own width.
+    wide = console if console.is_terminal else Console(file=console.file, width=max(console.width, 130))
+    wide.print(table)
+    names = {"one_minus_gpa": "1-GPA", "one_minus_audc": "1-AUDC", "auc": "AUC"}
+    for kind in ("pearson", "spearman"):
+        parts = [
+            f"{names[k]} {v:+.3f}" if v is not None else f"{names[k]} n/a" for k, v in summary.correlations[kind].items()
+        ]
+        console.print(f"{kind.capitalize()} correlation of gamma with " + ", ".join(parts))
+    console.print(f"{summary.runs_finished} of {summary.runs_planned} runs finished; mean ± std over folds")
+    for note in summary.notes:
+        warn(console, note)
+
+
+def plot_tradeoff(summary: Any, path: Path, *, title: str) -> Path:
+    """AUC against 1-GPA and against 1-AUDC, points coloured by gamma, the Pareto front
+    drawn (the paper's Figures 2 and 3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in summary.rows if r.get("auc_mean") is not None]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    gammas = [r["gamma"] for r in rows]
+    for axis, metric, label in ((axes[0], "gpa", "1 - GPA"), (axes[1], "audc", "1 - AUDC")):
+        points = [(1 - r[f"{metric}_mean"], r["auc_mean"], r.get(f"{metric}_std") or 0.0, r.get("auc_std") or 0.0, r["gamma"], r.get(f"pareto_{metric}")) for r in rows if r.get(f"{metric}_mean") is not None]
+        if not points:
+            continue
+        xs, ys, xerr, yerr, gs, pareto = zip(*points)
+        axis.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.75", elinewidth=0.8, zorder=1)
+        scatter = axis.scatter(xs, ys, c=gs, cmap="viridis", vmin=min(gammas), vmax=max(gammas), s=40, zorder=2)
+        front = sorted((x, y) for x, y, flag in zip(xs, ys, pareto) if flag)
+        if front:
+            axis.plot(*zip(*front), "-", color="crimson", linewidth=1.2, label="Pareto front", zorder=3)
+            axis.legend(loc="lower left", fontsize=8)
+        axis.set_xlabel(f"{label} (higher is fairer)")
+        axis.set_ylabel("AUC")
+        axis.grid(alpha=0.3)
+    figure.colorbar(scatter, ax=axes, label="gamma")
     figure.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
