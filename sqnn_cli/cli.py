@@ -85,36 +85,17 @@ def main_options(
     """Fair classifiers with stochastically quantized neural networks."""
 
 
-class StraightThrough(str, enum.Enum):
-    sigmoid = "sigmoid"
-    identity = "identity"
+def _choices(name: str, *values: str) -> Any:
+    """A str-valued Enum, which typer shows and checks as a list of choices."""
+    return enum.Enum(name, {value: value for value in values}, type=str)
 
 
-class Method(str, enum.Enum):
-    bernoulli = "bernoulli"
-    joint = "joint"
-
-
-class PruneMode(str, enum.Enum):
-    zero = "zero"
-    clamp = "clamp"
-
-
-class Ranking(str, enum.Enum):
-    bias = "bias"
-    ratio = "ratio"
-    conditional = "conditional"
-
-
-class Backend(str, enum.Enum):
-    local = "local"
-    dask = "dask"
-
-
-class Device(str, enum.Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+StraightThrough = _choices("StraightThrough", "sigmoid", "identity")
+Method = _choices("Method", "bernoulli", "joint")
+PruneMode = _choices("PruneMode", "zero", "clamp")
+Ranking = _choices("Ranking", "bias", "ratio", "conditional")
+Backend = _choices("Backend", "local", "dask")
+Device = _choices("Device", "auto", "cpu", "cuda")
 
 
 # -- shared options -------------------------------------------------------------------

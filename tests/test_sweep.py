@@ -176,10 +176,11 @@ def test_summary_marks_pareto_and_correlations():
     assert summary.best_by_d_audc == 1.0
 
 
-def test_ctrl_c_keeps_finished_runs_and_prints_their_summary(table, tmp_path):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_keeps_finished_runs_and_prints_their_summary(table, tmp_path, jobs):
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "sqnn_cli", "sweep-gamma", str(table), "-s", "group", "--out", str(out),
-               "--steps", "6", "--folds", "2", *TINY[:-2], "--batch-size", "8", "--epochs", "12"]  # fmt: skip
+               "--steps", "6", "--folds", "2", *TINY[:-2], "--batch-size", "8", "--epochs", "12", "--n-jobs", jobs]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not ((out / "runs.jsonl").exists() and (out / "runs.jsonl").read_text()):
