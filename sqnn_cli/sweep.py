@@ -150,13 +150,17 @@ def make_tasks(
 
 
 @contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Every run uses one thread, in a worker or not: parallel workers do not fight
-    over cores, and a run's floating-point results do not depend on --n-jobs."""
+def _one_thread() -> Iterator[None]:
+    """Every run uses one thread (torch's, and the BLAS and OpenMP pools numpy and
+    scikit-learn use), in a worker or not: parallel workers do not fight over cores,
+    and a run's floating-point results do not depend on --n-jobs."""
+    from threadpoolctl import threadpool_limits
+
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(limits=1):
+            yield
     finally:
         torch.set_num_threads(previous)
 
@@ -165,7 +169,7 @@ def run_one(task: RunTask) -> dict[str, Any]:
     """Train on the task's training rows, score its test rows; a JSON-ready record."""
     plan = task.plan
     started = time.perf_counter()
-    with _one_torch_thread():
+    with _one_thread():
         estimator = SQNNClassifier(**{**plan.estimator_params, "gamma": task.gamma})
         outcome = pipeline.train(task.train, plan.roles, estimator, drop_missing=plan.drop_missing)
         bundle = ModelBundle(estimator=outcome.estimator, encoder=outcome.encoder, meta={"roles": plan.roles.to_dict()})
