@@ -181,7 +181,12 @@ def test_ctrl_c_keeps_finished_runs_and_prints_their_summary(table, tmp_path, jo
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "sqnn_cli", "sweep-gamma", str(table), "-s", "group", "--out", str(out),
                "--steps", "6", "--folds", "2", *TINY[:-2], "--batch-size", "8", "--epochs", "12", "--n-jobs", jobs]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts jobs in the background (as CI may) leaves SIGINT ignored, and
+    # Python then never raises KeyboardInterrupt; give the sweep a real Ctrl-C.
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not ((out / "runs.jsonl").exists() and (out / "runs.jsonl").read_text()):
         time.sleep(0.05)
