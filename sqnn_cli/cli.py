@@ -121,7 +121,7 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
         widths = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         widths = (0,)
-    if any(w <= 0 for w in widths):
+    if any(w <= 0 for w in widths) or (text.strip() and not widths):
         raise InputError(f"--hidden expects positive layer widths separated by commas, e.g. 64,64; got '{text}'")
     return widths
 
@@ -339,10 +339,10 @@ def evaluate(
     samples: SamplesOpt = None,
     min_group_size: MinGroupOpt = 30,
     drop_missing: DropMissingOpt = False,
-    max_gpa: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if GPA is above this.", show_default=False)] = None,
-    max_audc: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if AUDC is above this.", show_default=False)] = None,
-    max_dp: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the DP difference is above this.", show_default=False)] = None,
-    min_auc: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if AUC is below this.", show_default=False)] = None,
+    max_gpa: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if GPA is above this.", show_default=False)] = None,
+    max_audc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if AUDC is above this.", show_default=False)] = None,
+    max_dp: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the DP difference is above this.", show_default=False)] = None,
+    min_auc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if AUC is below this.", show_default=False)] = None,
 ) -> None:
     """Score a labelled CSV with a trained model: accuracy, fairness and per-group metrics.
 
@@ -458,9 +458,9 @@ def audit_representation(
     samples: SamplesOpt = None,
     min_group_size: MinGroupOpt = 30,
     drop_missing: DropMissingOpt = False,
-    max_adrg: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if ADRG of either audited view is above this.", show_default=False)] = None,
-    max_leakage_auc: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the leakage AUC of either view is above this.", show_default=False)] = None,
-    max_mi: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the joint I(T;S) in bits is above this.", show_default=False)] = None,
+    max_adrg: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if ADRG of either audited view is above this.", show_default=False)] = None,
+    max_leakage_auc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the leakage AUC of either view is above this.", show_default=False)] = None,
+    max_mi: Annotated[Optional[float], typer.Option(min=0.0, help="Fail (exit 1) if the joint I(T;S) in bits is above this.", show_default=False)] = None,
 ) -> None:
     """Audit what the binary code still reveals about S: random forests, information flows, interventions.
 
@@ -611,11 +611,11 @@ def sweep_gamma(
     plot: Annotated[bool, typer.Option("--plot", help="Write DIR/tradeoff.png: AUC against 1-GPA and 1-AUDC, coloured by gamma.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start afresh in a directory that holds a sweep with other options.")] = False,
     json_output: JsonOpt = False,
-    max_gpa: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the best gamma's (by dGPA) mean GPA is above this.", show_default=False)] = None,
-    max_audc: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the best gamma's (by dAUDC) mean AUDC is above this.", show_default=False)] = None,
-    min_auc: Annotated[Optional[float], typer.Option(help="Fail (exit 1) if the best gamma's (by dGPA) mean AUC is below this.", show_default=False)] = None,
+    max_gpa: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the best gamma's (by dGPA) mean GPA is above this.", show_default=False)] = None,
+    max_audc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the best gamma's (by dAUDC) mean AUDC is above this.", show_default=False)] = None,
+    min_auc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the best gamma's (by dGPA) mean AUC is below this.", show_default=False)] = None,
     min_correlation: Annotated[
-        Optional[float], typer.Option(help="Fail (exit 1) if Spearman(gamma, 1 - GPA) over the gammas is below this.", show_default=False)
+        Optional[float], typer.Option(min=-1.0, max=1.0, help="Fail (exit 1) if Spearman(gamma, 1 - GPA) over the gammas is below this.", show_default=False)
     ] = None,
 ) -> None:
     """Train a model per gamma and fold and show the fairness/accuracy trade-off curve.
@@ -641,7 +641,7 @@ def sweep_gamma(
     )  # fmt: skip
     if backend is Backend.dask and not scheduler:
         raise InputError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
-    grid = sweep.gamma_grid(_parse_floats(gammas, "--gammas") if gammas else None, steps)
+    grid = sweep.gamma_grid(_parse_floats(gammas, "--gammas") if gammas is not None else None, steps)
     frame = read_table(data)
     roles = _roles(
         frame, target=target, sensitive=sensitive, positive=positive, drop=drop, sensitive_bins=sensitive_bins,
@@ -660,13 +660,16 @@ def sweep_gamma(
         audit=audit,
         trees=trees,
     )
+    # Every run is laid out (and the data checked) before the directory is touched, so a
+    # refused table leaves no sweep behind that the corrected command would then clash with.
+    all_tasks = sweep.make_tasks(plan, grid, frame, test_frame)
     directory = sweep.SweepDirectory(out)
     directory.open(plan, options=options, overwrite=overwrite)
     finished, torn = directory.finished()
     if torn:
         report.warn(err, f"{torn} line(s) of {sweep.RUNS_FILE} were cut short by an earlier interruption and are ignored")
     done = {(round(float(r["gamma"]), 10), int(r["fold"])) for r in finished}
-    tasks = sweep.make_tasks(plan, grid, frame, test_frame, skip=done)
+    tasks = [task for task in all_tasks if task.key not in done]
     planned = len(grid) * plan.folds
     if done:
         report.info(err, f"resuming {out}/: {planned - len(tasks)} of {planned} runs already finished")
@@ -722,9 +725,12 @@ def sweep_gamma(
 
 def _parse_floats(text: str, option: str) -> list[float]:
     try:
-        return [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise InputError(f"{option} expects numbers separated by commas, e.g. 0,0.1,0.2; got '{text}'") from None
+        values = []
+    if not values:
+        raise InputError(f"{option} expects numbers separated by commas, e.g. 0,0.1,0.2; got '{text}'")
+    return values
 
 
 # -- split ----------------------------------------------------------------------------
@@ -757,7 +763,11 @@ def split(
     columns = stratify if stratify else [str(frame.columns[-1])]
     if not stratify:
         report.info(err, f"stratifying on '{columns[0]}' (the last column; choose with --stratify)")
+    if train_out.resolve() == test_out.resolve():
+        raise InputError("--train and --test name the same file")
     for path in (train_out, test_out):
+        if path.is_dir():
+            raise InputError(f"output path '{path}' is a directory")
         if path.exists() and not overwrite:
             raise InputError(f"output file '{path}' already exists; pass --overwrite to replace it")
     train_rows, test_rows = pipeline.split(frame, test_size=test_size, stratify=columns, seed=seed)
@@ -767,7 +777,23 @@ def split(
 
 
 def main() -> None:
-    app(prog_name="sqnn")
+    """The console script: usage errors become one ``error:`` line and exit 2, like every
+    other bad input (typer's default is a framed panel)."""
+    try:
+        code = app(prog_name="sqnn", standalone_mode=False)
+    except typer.Abort:
+        report.error(err, "aborted")
+        sys.exit(EXIT_INTERRUPTED)
+    except typer.TyperException as exc:  # click's usage errors (bad option, bad value)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            app(prog_name="sqnn", args=["--help"])
+        hint = ""
+        context = getattr(exc, "ctx", None)
+        if context is not None:
+            hint = f" (see '{context.command_path} --help')"
+        report.error(err, f"{exc.format_message()}{hint}")
+        sys.exit(getattr(exc, "exit_code", EXIT_INPUT))
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":  # pragma: no cover

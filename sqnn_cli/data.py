@@ -397,6 +397,8 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, overwrite: bool = Fals
     """Write a CSV (gzipped for a .gz name) through a temporary file and a rename, so a
     reader never sees half a file and an interrupted run leaves the old one in place."""
     path = Path(path)
+    if not path.name.endswith((".csv", ".csv.gz")):
+        raise InputError(f"output file '{path}' must end in .csv or .csv.gz, the formats sqnn writes")
     if path.exists() and not overwrite:
         raise InputError(f"output file '{path}' already exists; pass --overwrite to replace it")
     if path.exists() and path.is_dir():

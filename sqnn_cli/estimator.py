@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable, Iterator, Sequence
 
@@ -36,6 +37,8 @@ _SCORING_CHUNK = 8192
 # Scoring draws from its own stream so that predictions do not depend on how long
 # training ran or on what was scored before.
 _SCORING_SEED_OFFSET = 1_000_003
+
+_MSG_DIVERGED = "training diverged at epoch {epoch} (loss is {loss}); try a lower --lr or --temperature"
 
 EpochCallback = Callable[[dict[str, float]], None]
 
@@ -128,11 +131,11 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             (all(int(w) > 0 for w in self.hidden), f"hidden widths must be positive, got {list(self.hidden)}"),
             (self.code_size is None or int(self.code_size) > 0, f"code_size must be positive, got {self.code_size}"),
             (self.joint_samples is None or int(self.joint_samples) >= 2, f"joint_samples must be at least 2, got {self.joint_samples}"),
-            (float(self.temperature) > 0, f"temperature must be positive, got {self.temperature}"),
+            (0 < float(self.temperature) < math.inf, f"temperature must be positive and finite, got {self.temperature}"),
             (self.straight_through in STRAIGHT_THROUGH, f"straight_through must be one of {STRAIGHT_THROUGH}"),
             (int(self.epochs) > 0, f"epochs must be positive, got {self.epochs}"),
             (int(self.batch_size) > 0, f"batch_size must be positive, got {self.batch_size}"),
-            (float(self.lr) > 0, f"lr must be positive, got {self.lr}"),
+            (0 < float(self.lr) < math.inf, f"lr must be positive and finite, got {self.lr}"),
             (int(self.n_samples) > 0, f"n_samples must be positive, got {self.n_samples}"),
             (isinstance(self.random_state, (int, np.integer)), "random_state must be an int"),
         ]
@@ -199,15 +202,22 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             started = time.perf_counter()
             order = torch.randperm(n_rows, generator=shuffle_generator).to(device)
             totals = torch.zeros(3, device=device)
-            for start in range(0, n_rows, batch_size):
-                rows = order[start : start + batch_size]
-                terms = self._train_step(network, optimizer, features[rows], labels[rows], groups[rows], sample_generator)
-                totals += terms * len(rows)
+            try:
+                for start in range(0, n_rows, batch_size):
+                    rows = order[start : start + batch_size]
+                    terms = self._train_step(network, optimizer, features[rows], labels[rows], groups[rows], sample_generator)
+                    totals += terms * len(rows)
+            except RuntimeError:
+                # Weights blown up within the epoch give NaN firing probabilities, which the
+                # Bernoulli sampler refuses before the end-of-epoch check below sees the loss.
+                with torch.no_grad():
+                    _, theta = network.encode(features[rows])
+                if torch.isfinite(theta).all():
+                    raise
+                raise TrainingDivergedError(_MSG_DIVERGED.format(epoch=epoch, loss="nan")) from None
             loss, bce, mi = (totals / n_rows).tolist()
             if not np.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"training diverged at epoch {epoch} (loss is {loss}); try a lower learning rate"
-                )
+                raise TrainingDivergedError(_MSG_DIVERGED.format(epoch=epoch, loss=loss))
             record = {"epoch": epoch, "loss": loss, "bce": bce, "mi": mi, "seconds": time.perf_counter() - started}
             self.history_.append(record)
             if epoch_callback is not None:

@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .bundle import ModelBundle
-from .data import ColumnRoles, PreparedData, file_sha256, prepare
+from .data import ColumnRoles, PreparedData, csv_line_numbers, file_sha256, prepare
 from .errors import InputError
 from .estimator import EpochCallback, SQNNClassifier
 from .metrics import EvaluationResult, evaluate_scores
@@ -195,6 +195,13 @@ def split(
     missing = [c for c in stratify if c not in frame.columns]
     if missing:
         raise InputError(f"--stratify column '{missing[0]}' is not in the data")
+    for column in stratify:
+        empty = frame[column].isna().to_numpy()
+        if empty.any():
+            raise InputError(
+                f"--stratify column '{column}' has {int(empty.sum())} empty value(s) (CSV lines "
+                f"{csv_line_numbers(np.flatnonzero(empty))}); fill them or stratify on another column"
+            )
     strata = frame[stratify].astype(str).agg("|".join, axis=1) if stratify else None
     if strata is not None and strata.value_counts().min() < 2:
         rare = strata.value_counts().idxmin()

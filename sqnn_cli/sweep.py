@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -124,14 +124,16 @@ class RunTask:
 
 
 def make_tasks(
-    plan: SweepPlan, gammas: Sequence[float], frame: pd.DataFrame, test_frame: pd.DataFrame | None, *, skip: Iterable[tuple[float, int]] = ()
+    plan: SweepPlan, gammas: Sequence[float], frame: pd.DataFrame, test_frame: pd.DataFrame | None
 ) -> list[RunTask]:
-    """The runs still to do: every gamma on every fold (or on the fixed test table)."""
+    """Every gamma on every fold (or on the fixed test table), the data checked first."""
     from .data import prepare
 
     data = prepare(frame, plan.roles, drop_missing=plan.drop_missing, for_training=True)
     kept = frame.loc[data.kept_index]
     if test_frame is not None:
+        # Checked now rather than after the first model has trained.
+        prepare(test_frame, plan.roles, drop_missing=plan.drop_missing)
         splits = [(kept, test_frame)]
     else:
         folds = StratifiedKFold(n_splits=plan.folds, shuffle=True, random_state=int(plan.estimator_params["random_state"]))
@@ -140,13 +142,7 @@ def make_tasks(
         except ValueError as exc:
             raise InputError(f"cannot make {plan.folds} stratified folds: {exc}") from None
         splits = [(kept.iloc[train], kept.iloc[test]) for train, test in index_pairs]
-    done = set(skip)
-    return [
-        RunTask(gamma, fold, train, test, plan)
-        for gamma in gammas
-        for fold, (train, test) in enumerate(splits)
-        if (gamma, fold) not in done
-    ]
+    return [RunTask(gamma, fold, train, test, plan) for gamma in gammas for fold, (train, test) in enumerate(splits)]
 
 
 @contextmanager

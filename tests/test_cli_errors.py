@@ -439,3 +439,70 @@ def test_refused_weights_message_is_plain_text(damaged, data):
     _rewrite(damaged, "weights.pt", _torch_bytes({**weights, "extra": Payload()}))
     line = assert_input_error(invoke("evaluate", damaged, data), "weights.pt holds more than plain tensors")
     assert "\x1b" not in line
+
+
+# -- found in review: each of these once ended in exit 3 or left files behind ----------------
+def _small_csv(tmp_path: Path, *, missing_target: bool = False) -> Path:
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"x": rng.normal(size=60), "s": rng.choice(["a", "b"], 60), "y": rng.integers(0, 2, 60)})
+    if missing_target:
+        table["y"] = table["y"].astype(float)
+        table.loc[[3, 7], "y"] = np.nan
+    path = tmp_path / ("gaps.csv" if missing_target else "small.csv")
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_usage_errors_from_the_console_script_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "sqnn_cli", "train", str(_small_csv(tmp_path)), "-s", "s", "--gamma", "1.5"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error:") and "--gamma" in done.stderr
+
+
+@pytest.mark.parametrize("option", [["--lr", "inf"], ["--temperature", "inf"], ["--hidden", ","]])
+def test_unusable_training_numbers_are_refused(tmp_path, option):
+    result = runner.invoke(app, ["train", str(_small_csv(tmp_path)), "-s", "s", "--out", str(tmp_path / "m"), *option])
+    assert result.exit_code == 2, result.output
+
+
+def test_diverging_training_is_a_clear_error(tmp_path):
+    result = runner.invoke(
+        app, ["train", str(_small_csv(tmp_path)), "-s", "s", "--out", str(tmp_path / "m"), "--lr", "1e30", "--epochs", "5"]
+    )
+    assert result.exit_code == 2 and "diverged" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_split_refuses_gaps_in_the_stratify_column(tmp_path):
+    result = runner.invoke(
+        app, ["split", str(_small_csv(tmp_path, missing_target=True)), "--train", str(tmp_path / "a.csv"),
+              "--test", str(tmp_path / "b.csv")],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "2 empty value(s)" in result.stderr and "CSV lines 5, 9" in result.stderr
+
+
+def test_split_checks_both_outputs_before_writing_either(tmp_path):
+    same = tmp_path / "out.csv"
+    result = runner.invoke(app, ["split", str(_small_csv(tmp_path)), "--train", str(same), "--test", str(same)])
+    assert result.exit_code == 2 and not same.exists()
+    (tmp_path / "adir").mkdir()
+    result = runner.invoke(
+        app, ["split", str(_small_csv(tmp_path)), "--train", str(same), "--test", str(tmp_path / "adir"), "--overwrite"]
+    )
+    assert result.exit_code == 2 and not same.exists()
+
+
+def test_a_refused_sweep_leaves_no_directory_behind(tmp_path):
+    out = tmp_path / "sweep"
+    gaps = _small_csv(tmp_path, missing_target=True)
+    result = runner.invoke(app, ["sweep-gamma", str(gaps), "-s", "s", "--out", str(out), "--gammas", "0"])
+    assert result.exit_code == 2 and "--drop-missing" in result.stderr
+    assert not out.exists()
+    result = runner.invoke(app, ["sweep-gamma", str(gaps), "-s", "s", "--out", str(out), "--gammas", ","])
+    assert result.exit_code == 2 and "--gammas" in result.stderr

@@ -454,3 +454,8 @@ def test_repeated_column_names_are_refused(tmp_path):
 def test_positive_label_case_is_forgiven_when_unambiguous():
     series = pd.Series([True, False, True])
     assert infer_positive_label(series, "y", "true") == "True"
+
+
+def test_outputs_must_be_csv(tmp_path):
+    with pytest.raises(InputError, match=".csv or .csv.gz"):
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "scores.parquet")

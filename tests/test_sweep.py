@@ -107,8 +107,12 @@ def test_gates_exit_1_and_name_the_option(table, tmp_path):
     assert passed.exit_code == 0, passed.output
     failed = sweep(table, out, "--gammas", "0,0.5,1", "--folds", "2", "--min-auc", "0.999")
     assert failed.exit_code == 1 and "--min-auc" in failed.stderr
-    failed = sweep(table, out, "--gammas", "0,0.5,1", "--folds", "2", "--min-correlation", "1.01")
-    assert failed.exit_code == 1 and "--min-correlation" in failed.stderr
+    strict = sweep(table, out, "--gammas", "0,0.5,1", "--folds", "2", "--min-correlation", "1", "--json")
+    spearman = json.loads(strict.stdout)["correlations"]["spearman"]["one_minus_gpa"]
+    assert strict.exit_code == (0 if spearman is not None and spearman >= 1 else 1)
+    assert "--min-correlation" in strict.stderr
+    impossible = sweep(table, out, "--gammas", "0,0.5,1", "--folds", "2", "--min-correlation", "1.5")
+    assert impossible.exit_code == 2
 
 
 def test_parallel_runs_equal_sequential_runs(table, tmp_path):
