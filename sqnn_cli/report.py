@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .gates import GateOutcome
+from .jsonable import plain
 
 if TYPE_CHECKING:
     from .metrics import EvaluationResult
@@ -52,23 +53,8 @@ _SUMMARY_ROWS = (
 )
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: NaN and infinities become null, numpy scalars become Python."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def to_json(data: Any) -> str:
-    return json.dumps(_plain(data), indent=2, allow_nan=False)
+    return json.dumps(plain(data), indent=2, allow_nan=False)
 
 
 def error(console: Console, message: str) -> None:

@@ -28,6 +28,7 @@ from .bundle import ModelBundle
 from .data import ColumnRoles
 from .errors import InputError
 from .estimator import SQNNClassifier
+from .jsonable import plain
 
 __all__ = [
     "PLAN_FILE",
@@ -292,7 +293,7 @@ class SweepDirectory:
             raise InputError(f"'{self.path}' exists and is not a sweep directory; choose another --out")
         self.path.mkdir(parents=True, exist_ok=True)
         content = {"fingerprint": plan.fingerprint(), "options": options}
-        _write_atomic(plan_path, json.dumps(_plain(content), indent=2) + "\n")
+        _write_atomic(plan_path, json.dumps(plain(content), indent=2) + "\n")
 
     def finished(self) -> tuple[list[dict[str, Any]], int]:
         """The finished runs' records (first of any duplicates) and the number of torn
@@ -317,7 +318,7 @@ class SweepDirectory:
         The file is opened for appending only, so earlier lines are never touched; a
         line cut short by a kill is terminated before the next append.
         """
-        line = (json.dumps(_plain(record), allow_nan=False) + "\n").encode()
+        line = (json.dumps(plain(record), allow_nan=False) + "\n").encode()
         fd = os.open(self.runs_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             if os.fstat(fd).st_size and not _ends_with_newline(self.runs_path):
@@ -334,7 +335,7 @@ class SweepDirectory:
         os.close(handle)
         frame.to_csv(temporary, index=False)
         os.replace(temporary, csv_path)
-        _write_atomic(json_path, json.dumps(_plain(summary.to_dict()), indent=2, allow_nan=False) + "\n")
+        _write_atomic(json_path, json.dumps(plain(summary.to_dict()), indent=2, allow_nan=False) + "\n")
         return csv_path, json_path
 
 
@@ -351,20 +352,8 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _json_round_trip(value: Any) -> Any:
-    return json.loads(json.dumps(_plain(value)))
+    return json.loads(json.dumps(plain(value)))
 
 
 # -- the summary ------------------------------------------------------------------------------
