@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from typing import Any, Callable, Iterator, Sequence
 
@@ -38,6 +39,9 @@ _SCORING_CHUNK = 8192
 # training ran or on what was scored before.
 _SCORING_SEED_OFFSET = 1_000_003
 
+# Seeding borrows torch's process-wide generator; models fitted concurrently in threads
+# (a Dask worker with several threads) must take turns, or they would seed each other.
+_GLOBAL_RNG_LOCK = threading.Lock()
 _MSG_DIVERGED = "training diverged at epoch {epoch} (loss is {loss}); try a lower --lr or --temperature"
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -184,7 +188,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         else:
             # Initialisation draws from torch's global generator; forking keeps the caller's
             # random state untouched while making the weights a function of the seed alone.
-            with torch.random.fork_rng(devices=[]):
+            with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 network = self._build_network(X.shape[1]).to(device)
         shuffle_generator = torch.Generator().manual_seed(seed)

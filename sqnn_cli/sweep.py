@@ -12,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -146,20 +147,36 @@ def make_tasks(
     return [RunTask(gamma, fold, train, test, plan) for gamma in gammas for fold, (train, test) in enumerate(splits)]
 
 
+_THREADS_LOCK = threading.Lock()
+_runs_in_process = 0
+_threads_before = 0
+
+
 @contextmanager
 def _one_thread() -> Iterator[None]:
     """Every run uses one thread (torch's, and the BLAS and OpenMP pools numpy and
     scikit-learn use), in a worker or not: parallel workers do not fight over cores,
-    and a run's floating-point results do not depend on --n-jobs."""
+    and a run's floating-point results do not depend on --n-jobs.
+
+    Runs may share a process (threads of a Dask worker), so the setting is counted:
+    the first run in sets one thread, the last one out restores the previous count.
+    """
     from threadpoolctl import threadpool_limits
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    global _runs_in_process, _threads_before
+    with _THREADS_LOCK:
+        if _runs_in_process == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _runs_in_process += 1
     try:
         with threadpool_limits(limits=1):
             yield
     finally:
-        torch.set_num_threads(previous)
+        with _THREADS_LOCK:
+            _runs_in_process -= 1
+            if _runs_in_process == 0:
+                torch.set_num_threads(_threads_before)
 
 
 def run_one(task: RunTask) -> dict[str, Any]:
