@@ -127,6 +127,14 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
 
 
 # -- the options of training, shared by train and sweep-gamma ---------------------------
+# The estimator's defaults, written once for both commands (the core is not imported here,
+# to keep --help fast); tests/test_cli.py checks they match SQNNClassifier's.
+DEFAULT_HIDDEN = "64,64"
+DEFAULT_EPOCHS = 30
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_LR = 1e-3
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_SAMPLES = 32
 SensitiveOpt = Annotated[
     list[str],
     typer.Option("--sensitive", "-s", help="Sensitive column; repeat it to form intersectional groups.", show_default=False),
@@ -234,15 +242,15 @@ def train(
     drop_missing: DropMissingOpt = False,
     gamma: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of I(T;S) in the loss; 0 ignores fairness.")] = 0.2,
     method: MethodOpt = Method.bernoulli,
-    hidden: HiddenOpt = "64,64",
+    hidden: HiddenOpt = DEFAULT_HIDDEN,
     code_size: CodeSizeOpt = None,
     joint_samples: JointSamplesOpt = None,
-    epochs: EpochsOpt = 30,
-    batch_size: BatchSizeOpt = 256,
-    lr: LrOpt = 1e-3,
-    temperature: TemperatureOpt = 1.0,
+    epochs: EpochsOpt = DEFAULT_EPOCHS,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    lr: LrOpt = DEFAULT_LR,
+    temperature: TemperatureOpt = DEFAULT_TEMPERATURE,
     straight_through: StraightThroughOpt = StraightThrough.sigmoid,
-    samples: TrainSamplesOpt = 32,
+    samples: TrainSamplesOpt = DEFAULT_SAMPLES,
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
     test_size: Annotated[
@@ -590,15 +598,15 @@ def sweep_gamma(
     sensitive_as_feature: SensitiveAsFeatureOpt = False,
     drop_missing: DropMissingOpt = False,
     method: MethodOpt = Method.bernoulli,
-    hidden: HiddenOpt = "64,64",
+    hidden: HiddenOpt = DEFAULT_HIDDEN,
     code_size: CodeSizeOpt = None,
     joint_samples: JointSamplesOpt = None,
-    epochs: EpochsOpt = 30,
-    batch_size: BatchSizeOpt = 256,
-    lr: LrOpt = 1e-3,
-    temperature: TemperatureOpt = 1.0,
+    epochs: EpochsOpt = DEFAULT_EPOCHS,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    lr: LrOpt = DEFAULT_LR,
+    temperature: TemperatureOpt = DEFAULT_TEMPERATURE,
     straight_through: StraightThroughOpt = StraightThrough.sigmoid,
-    samples: TrainSamplesOpt = 32,
+    samples: TrainSamplesOpt = DEFAULT_SAMPLES,
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
     threshold: ThresholdOpt = 0.5,

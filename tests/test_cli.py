@@ -177,3 +177,14 @@ def test_intersectional_groups(tmp_path):
     assert result.exit_code == 0, result.output
     groups = {g["group"] for g in json.loads(result.stdout)["test_metrics"]["groups"]}
     assert "African-American & Male" in groups and "Caucasian & Female" in groups
+
+
+def test_command_defaults_are_the_estimators():
+    from sqnn_cli import cli
+    from sqnn_cli.estimator import SQNNClassifier
+
+    params = SQNNClassifier().get_params()
+    assert cli._parse_hidden(cli.DEFAULT_HIDDEN) == tuple(params["hidden"])
+    assert (cli.DEFAULT_EPOCHS, cli.DEFAULT_BATCH_SIZE, cli.DEFAULT_LR, cli.DEFAULT_TEMPERATURE, cli.DEFAULT_SAMPLES) == (
+        params["epochs"], params["batch_size"], params["lr"], params["temperature"], params["n_samples"]
+    )
