@@ -29,26 +29,27 @@ column in bold) and a line naming the machine and library versions.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+import multiprocessing
 import os
 import platform
 import sys
 import time
 import traceback
-import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
-from sklearn.neural_network import MLPClassifier
 
+from sqnn_cli.jsonable import plain
 from sqnn_cli.metrics import evaluate_scores
 from sqnn_cli.preprocess import TabularEncoder
 
@@ -98,10 +99,16 @@ DATASETS: dict[str, Callable[[], tuple[pd.DataFrame, np.ndarray, np.ndarray]]] =
 
 # -- methods -------------------------------------------------------------------------
 # A method is a list of configurations and a function (config, X, y, s, epochs) that
-# fits on a training part and returns a scorer (X, s) -> P(y=1), so that methods which
-# need S at prediction time (ThresholdOptimizer) fit the same mould as those that don't.
+# fits on a training part and returns a Fitted model whose scorer takes (X, s), so that
+# methods which need S at prediction time (ThresholdOptimizer) fit the same mould as
+# those that don't.
 
-Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+@dataclass(frozen=True)
+class Fitted:
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (X, s) -> P(y=1)
+    # The representation a method releases, for the random-forest audit; None if none.
+    codes: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,9 @@ class Method:
     name: str
     grid: list[dict[str, Any]]
     quick_grid: list[dict[str, Any]]
-    fit: Callable[[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, int], Scorer]
+    fit: Callable[
+        [dict[str, Any], np.ndarray, np.ndarray, np.ndarray, int | None], Fitted
+    ]
     note: str = ""
 
 
@@ -128,33 +137,61 @@ def fit_sqnn(method: str):
     def fit(config, X, y, s, epochs):
         from sqnn_cli.estimator import SQNNClassifier
 
+        # Everything but gamma and the method is sqnn's default, which is what users get.
         model = SQNNClassifier(
-            gamma=config["gamma"],
-            method=method,
-            epochs=epochs,
-            random_state=SEED,
-            device="cpu",
+            gamma=config["gamma"], method=method, random_state=SEED, device="cpu"
         )
+        if epochs:
+            model.set_params(epochs=epochs)
         model.fit(X, y, sensitive_features=s)
-        return lambda X_, s_: model.predict_proba(X_)[:, 1]
+        return Fitted(lambda X_, s_: model.predict_proba(X_)[:, 1], model.transform)
 
     return fit
 
 
-def fit_mlp(config, X, y, s, epochs):
-    model = MLPClassifier(
-        hidden_layer_sizes=(64, 64), batch_size=256, max_iter=epochs, random_state=SEED
-    )
-    with warnings.catch_warnings():
-        # max_iter is tied to --epochs for parity with sqnn, so stopping short is expected.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X, y)
-    return lambda X_, s_: model.predict_proba(X_)[:, 1]
+def fit_plain_network(config, X, y, s, epochs):
+    """sqnn's network with the binary layer taken out: the same feature layers and a
+    linear head, trained by the same schedule (Adam, lr, batch size, epochs, seed)."""
+    import torch
+
+    from sqnn_cli.estimator import SQNNClassifier
+
+    defaults = SQNNClassifier().get_params()
+    epochs = epochs or defaults["epochs"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        layers, width = [], X.shape[1]
+        for units in defaults["hidden"]:
+            layers += [torch.nn.Linear(width, units), torch.nn.ReLU()]
+            width = units
+        network = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
+    features = torch.from_numpy(np.asarray(X, dtype=np.float32))
+    labels = torch.from_numpy(y.astype(np.float32))
+    optimizer = torch.optim.Adam(network.parameters(), lr=defaults["lr"])
+    shuffle = torch.Generator().manual_seed(SEED)
+    for _ in range(epochs):
+        order = torch.randperm(len(labels), generator=shuffle)
+        for start in range(0, len(labels), defaults["batch_size"]):
+            rows = order[start : start + defaults["batch_size"]]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                network(features[rows]).squeeze(-1), labels[rows]
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    network.eval()
+
+    def score(X_, s_):
+        with torch.no_grad():
+            inputs = torch.from_numpy(np.asarray(X_, dtype=np.float32))
+            return torch.sigmoid(network(inputs).squeeze(-1)).double().numpy()
+
+    return Fitted(score)
 
 
 def fit_logistic(config, X, y, s, epochs):
     model = _logistic().fit(X, y)
-    return lambda X_, s_: model.predict_proba(X_)[:, 1]
+    return Fitted(lambda X_, s_: model.predict_proba(X_)[:, 1])
 
 
 def fit_expgrad(constraint: str):
@@ -172,7 +209,9 @@ def fit_expgrad(constraint: str):
         model.fit(_f64(X), y, sensitive_features=s)
         # _pmf_predict is the randomized classifier's P(y=1), the only graded score it has;
         # mixing the classifiers' weights can overshoot 1 by a rounding error.
-        return lambda X_, s_: np.clip(model._pmf_predict(_f64(X_))[:, 1], 0.0, 1.0)
+        return Fitted(
+            lambda X_, s_: np.clip(model._pmf_predict(_f64(X_))[:, 1], 0.0, 1.0)
+        )
 
     return fit
 
@@ -189,8 +228,10 @@ def fit_threshold(constraint: str):
             predict_method="predict_proba",
         )
         model.fit(_f64(X), y, sensitive_features=s)
-        return lambda X_, s_: np.clip(
-            model._pmf_predict(_f64(X_), sensitive_features=s_)[:, 1], 0.0, 1.0
+        return Fitted(
+            lambda X_, s_: np.clip(
+                model._pmf_predict(_f64(X_), sensitive_features=s_)[:, 1], 0.0, 1.0
+            )
         )
 
     return fit
@@ -199,24 +240,34 @@ def fit_threshold(constraint: str):
 def fit_adversarial(config, X, y, s, epochs):
     from fairlearn.adversarial import AdversarialFairnessClassifier
 
+    from sqnn_cli.estimator import SQNNClassifier
+
+    # The predictor gets sqnn's feature layers and schedule, so only the fairness
+    # mechanism differs.
+    defaults = SQNNClassifier().get_params()
+    predictor = [part for units in defaults["hidden"] for part in (units, "leaky_relu")]
     model = AdversarialFairnessClassifier(
         backend="torch",
-        predictor_model=[64, "leaky_relu"],
+        predictor_model=predictor,
         adversary_model=[3, "leaky_relu"],
-        batch_size=256,
-        epochs=epochs,
+        batch_size=defaults["batch_size"],
+        epochs=epochs or defaults["epochs"],
+        learning_rate=defaults["lr"],
         alpha=config["alpha"],
+        shuffle=True,
         random_state=SEED,
     )
     model.fit(X, y, sensitive_features=s)
     # fairlearn 0.15 has neither predict_proba nor decision_function here; _raw_predict
     # is the predictor's sigmoid output, which predict() thresholds at 0.5.
-    return lambda X_, s_: np.clip(
-        np.asarray(model._raw_predict(X_), dtype=float).reshape(-1), 0.0, 1.0
+    return Fitted(
+        lambda X_, s_: np.clip(
+            np.asarray(model._raw_predict(X_), dtype=float).reshape(-1), 0.0, 1.0
+        )
     )
 
 
-GAMMAS = [0.0, 0.1, 0.2, 0.4, 0.6]
+GAMMAS = [0.0, 0.2, 0.4, 0.6, 0.8]
 EPS = [0.01, 0.05, 0.1]
 ALPHAS = [0.1, 1.0, 10.0]
 NONE: list[dict[str, Any]] = [{}]
@@ -236,14 +287,7 @@ METHODS: dict[str, Method] = {
             [{"gamma": 0.0}, {"gamma": 0.4}],
             fit_sqnn("joint"),
         ),
-        Method(
-            "mlp",
-            NONE,
-            NONE,
-            fit_mlp,
-            note="approximation: sklearn MLPClassifier(64, 64), max_iter=epochs, not sqnn's own network "
-            "without the binary layer (different optimiser defaults and no sqnn training loop)",
-        ),
+        Method("plain_network", NONE, NONE, fit_plain_network),
         Method("logistic", NONE, NONE, fit_logistic),
         Method(
             "expgrad_dp", [{"eps": e} for e in EPS], [{"eps": 0.05}], fit_expgrad("dp")
@@ -292,9 +336,11 @@ def select(
         scores = []
         for fit_idx, val_idx in inner_splits:
             X_fit, X_val = encode(features.iloc[fit_idx], features.iloc[val_idx])
-            scorer = method.fit(config, X_fit, y[fit_idx], s[fit_idx], epochs)
+            fitted = method.fit(config, X_fit, y[fit_idx], s[fit_idx], epochs)
             result = evaluate_scores(
-                y[val_idx], scorer(X_val, s[val_idx]), sensitive_features=s[val_idx]
+                y[val_idx],
+                fitted.score(X_val, s[val_idx]),
+                sensitive_features=s[val_idx],
             )
             scores.append(criterion(result))
         trials.append({"config": config, "inner_criterion": float(np.mean(scores))})
@@ -302,76 +348,215 @@ def select(
     return best["config"], trials
 
 
-def run_method(
-    method: Method, grid, features, y, s, train_idx, test_idx, inner_folds, epochs
-) -> dict:
-    record: dict[str, Any] = {}
-    try:
-        started = time.perf_counter()
-        config, trials = select(
-            method,
-            grid,
-            features.iloc[train_idx],
-            y[train_idx],
-            s[train_idx],
-            inner_folds,
-            epochs,
-        )
+@functools.cache
+def load(name: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    return DATASETS[name]()
+
+
+@functools.cache
+def outer_folds(name: str, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    features, y, _ = load(name)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=SEED)
+    return list(splitter.split(features, y))
+
+
+def scores_of(result) -> dict[str, float]:
+    return {name: float(getattr(result, name)) for name in METRICS}
+
+
+def audit_codes(fitted: Fitted, X_train, X_test, s_train, s_test, trees: int) -> dict:
+    """The paper's representation audit: a forest learns S from the training part's
+    codes and is scored on the test part's."""
+    from sqnn_cli.audit import forest_audit
+
+    audit = forest_audit(
+        "sampled code",
+        fitted.codes(X_train),
+        fitted.codes(X_test),
+        s_train,
+        s_test,
+        trees=trees,
+        seed=SEED,
+        n_jobs=1,
+        progress=None,
+    )
+    return {"adrg": audit.adrg, "leakage_auc": audit.leakage_auc}
+
+
+def run_method(method: Method, dataset: str, fold: int, args) -> dict:
+    features, y, s = load(dataset)
+    train_idx, test_idx = outer_folds(dataset, args.outer_folds)[fold]
+    grid = method.quick_grid if args.quick else method.grid
+    started = time.perf_counter()
+    config, trials = select(
+        method,
+        grid,
+        features.iloc[train_idx],
+        y[train_idx],
+        s[train_idx],
+        args.inner_folds,
+        args.epochs,
+    )
+    record: dict[str, Any] = {
+        "config": config,
+        "inner_trials": trials,
+        "selection_seconds": time.perf_counter() - started,
+    }
+    X_train, X_test = encode(features.iloc[train_idx], features.iloc[test_idx])
+    started = time.perf_counter()
+    fitted = method.fit(config, X_train, y[train_idx], s[train_idx], args.epochs)
+    record["fit_seconds"] = time.perf_counter() - started
+    result = evaluate_scores(
+        y[test_idx], fitted.score(X_test, s[test_idx]), sensitive_features=s[test_idx]
+    )
+    record.update(scores_of(result))
+    if fitted.codes is not None and args.audit_trees:
         record.update(
-            config=config,
-            inner_trials=trials,
-            selection_seconds=time.perf_counter() - started,
+            audit_codes(
+                fitted, X_train, X_test, s[train_idx], s[test_idx], args.audit_trees
+            )
         )
-        X_train, X_test = encode(features.iloc[train_idx], features.iloc[test_idx])
-        started = time.perf_counter()
-        scorer = method.fit(config, X_train, y[train_idx], s[train_idx], epochs)
-        record["fit_seconds"] = time.perf_counter() - started
-        result = evaluate_scores(
-            y[test_idx], scorer(X_test, s[test_idx]), sensitive_features=s[test_idx]
-        )
-        record.update({name: float(getattr(result, name)) for name in METRICS})
-    except Exception as error:  # noqa: BLE001 -- one broken peer must not sink the whole benchmark
-        record["error"] = f"{type(error).__name__}: {error}"
-        record["traceback"] = traceback.format_exc()
     return record
 
 
-def run_dataset(name: str, methods: list[Method], args) -> dict:
-    features, y, s = DATASETS[name]()
-    outer = StratifiedKFold(n_splits=args.outer_folds, shuffle=True, random_state=SEED)
-    folds: dict[str, list[dict]] = {m.name: [] for m in methods}
-    for fold, (train_idx, test_idx) in enumerate(outer.split(features, y)):
-        for method in methods:
-            grid = method.quick_grid if args.quick else method.grid
-            record = run_method(
-                method,
-                grid,
-                features,
-                y,
-                s,
-                train_idx,
-                test_idx,
-                args.inner_folds,
-                args.epochs,
-            )
-            record["fold"] = fold
-            folds[method.name].append(record)
-            status = (
-                record.get("error")
-                or f"auc={record['auc']:.3f} d_gpa={record['d_gpa']:.3f} config={record['config']}"
-            )
-            print(
-                f"[{name} fold {fold}] {method.name}: {status}",
-                file=sys.stderr,
-                flush=True,
-            )
-    return {
-        "rows": len(y),
-        "features": list(features.columns),
-        "groups": {str(k): int(v) for k, v in zip(*np.unique(s, return_counts=True))},
-        "positive_rate": float(y.mean()),
-        "methods": folds,
-    }
+def run_sweep_point(dataset: str, fold: int, gamma: float, args) -> dict:
+    """One fold of the default `sqnn sweep-gamma` grid: gamma is the only knob turned."""
+    from sqnn_cli.estimator import SQNNClassifier
+
+    features, y, s = load(dataset)
+    train_idx, test_idx = outer_folds(dataset, args.outer_folds)[fold]
+    X_train, X_test = encode(features.iloc[train_idx], features.iloc[test_idx])
+    model = SQNNClassifier(gamma=gamma, random_state=SEED, device="cpu")
+    if args.epochs:
+        model.set_params(epochs=args.epochs)
+    model.fit(X_train, y[train_idx], sensitive_features=s[train_idx])
+    result = evaluate_scores(
+        y[test_idx],
+        model.predict_proba(X_test)[:, 1],
+        sensitive_features=s[test_idx],
+    )
+    return {"gamma": gamma, "fold": fold, **scores_of(result)}
+
+
+@dataclass(frozen=True)
+class Task:
+    dataset: str
+    fold: int
+    method: str  # a METHODS key, or SWEEP
+    gamma: float | None = None  # SWEEP only
+
+    def label(self) -> str:
+        what = f"sweep gamma={self.gamma:g}" if self.method == SWEEP else self.method
+        return f"[{self.dataset} fold {self.fold}] {what}"
+
+
+SWEEP = "sweep"
+
+
+def run_task(task: Task, args) -> dict:
+    started = time.perf_counter()
+    try:
+        if task.method == SWEEP:
+            record = run_sweep_point(task.dataset, task.fold, task.gamma, args)
+        else:
+            record = {
+                "fold": task.fold,
+                **run_method(METHODS[task.method], task.dataset, task.fold, args),
+            }
+    except Exception as error:  # noqa: BLE001 -- one broken peer must not sink the whole benchmark
+        record = {
+            "fold": task.fold,
+            "gamma": task.gamma,
+            "error": f"{type(error).__name__}: {error}",
+            "traceback": traceback.format_exc(),
+        }
+    record["task_seconds"] = time.perf_counter() - started
+    return record
+
+
+def _one_thread_worker() -> None:
+    # Tasks run side by side, one per core; each must not spread over the other's core.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def plan(args) -> list[Task]:
+    tasks = [
+        Task(dataset, fold, method)
+        for dataset in args.datasets
+        for fold in range(args.outer_folds)
+        for method in args.methods
+    ]
+    if args.sweep_steps:
+        from sqnn_cli.sweep import gamma_grid
+
+        tasks += [
+            Task(dataset, fold, SWEEP, gamma)
+            for dataset in args.datasets
+            for fold in range(args.outer_folds)
+            for gamma in gamma_grid(None, args.sweep_steps)
+        ]
+    # Largest datasets and slowest methods first, so the pool does not end on one long task.
+    slow_first = {name: rank for rank, name in enumerate(SLOW_FIRST)}
+    return sorted(
+        tasks,
+        key=lambda t: (
+            -len(load(t.dataset)[1]),
+            slow_first.get(t.method, len(SLOW_FIRST)),
+        ),
+    )
+
+
+SLOW_FIRST = ("expgrad_eo", "expgrad_dp", "adversarial", "sqnn_joint", "sqnn_bernoulli")
+
+
+def status_line(task: Task, record: dict) -> str:
+    if "error" in record:
+        return f"{task.label()}: {record['error']}"
+    config = "" if task.method == SWEEP else f" config={record['config']}"
+    return (
+        f"{task.label()}: auc={record['auc']:.3f} gpa={record['gpa']:.3f} audc={record['audc']:.3f}{config} "
+        f"({record['task_seconds']:.0f} s)"
+    )
+
+
+def run_all(args, output: dict) -> None:
+    """Run every task, `--jobs` at a time, filing each record as it finishes."""
+    for dataset in args.datasets:
+        features, y, s = load(dataset)  # loaded before forking, so workers share it
+        output["datasets"][dataset] = {
+            "rows": len(y),
+            "features": list(features.columns),
+            "groups": {
+                str(k): int(v) for k, v in zip(*np.unique(s, return_counts=True))
+            },
+            "positive_rate": float(y.mean()),
+            "methods": {name: [] for name in args.methods},
+            "sweep": [],
+        }
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        args.jobs, mp_context=context, initializer=_one_thread_worker
+    ) as pool:
+        futures = {pool.submit(run_task, task, args): task for task in plan(args)}
+        for future in as_completed(futures):
+            task = futures[future]
+            record = future.result()
+            result = output["datasets"][task.dataset]
+            (
+                result["sweep"]
+                if task.method == SWEEP
+                else result["methods"][task.method]
+            ).append(record)
+            print(status_line(task, record), file=sys.stderr, flush=True)
+            # Written after every task so a long run that dies keeps what it finished.
+            write_json(args.out, output)
+
+
+def write_json(path: Path, output: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(plain(output), indent=2, allow_nan=False) + "\n")
 
 
 # -- reporting -----------------------------------------------------------------------
@@ -383,18 +568,32 @@ COLUMNS = [  # (key, header, higher is better)
     ("dp_difference", "DP", False),
     ("d_gpa", "dGPA", False),
     ("d_audc", "dAUDC", False),
+    ("adrg", "ADRG", False),
+    ("leakage_auc", "leakage AUC", False),
     ("fit_seconds", "fit s", False),
 ]
+SQNN_METHODS = ("sqnn_bernoulli", "sqnn_joint")
 
 
 def summarise(records: list[dict]) -> dict[str, tuple[float, float]]:
+    """Mean and std over the folds that finished, for every column they all have."""
     ok = [r for r in records if "error" not in r]
-    if not ok:
-        return {}
     return {
         key: (float(np.mean([r[key] for r in ok])), float(np.std([r[key] for r in ok])))
         for key, _, _ in COLUMNS
+        if ok and all(key in r for r in ok)
     }
+
+
+def configurations(records: list[dict]) -> str:
+    chosen = sorted(
+        {
+            json.dumps(r["config"]) if r["config"] else "fixed"
+            for r in records
+            if "config" in r
+        }
+    )
+    return ", ".join(chosen) or "-"
 
 
 def markdown_table(dataset: str, result: dict) -> str:
@@ -404,45 +603,99 @@ def markdown_table(dataset: str, result: dict) -> str:
     best = {}
     for key, _, higher in COLUMNS:
         means = [
-            s[key][0] for s in summaries.values() if s and math.isfinite(s[key][0])
+            s[key][0]
+            for s in summaries.values()
+            if key in s and math.isfinite(s[key][0])
         ]
         if means:
             best[key] = max(means) if higher else min(means)
-    header = (
-        "| method | configuration(s) | " + " | ".join(h for _, h, _ in COLUMNS) + " |"
-    )
     lines = [
-        f"### {dataset} ({result['rows']} rows, groups {result['groups']})",
+        f"### {dataset} ({result['rows']} rows, groups {result['groups']}, positive rate {result['positive_rate']:.3f})",
         "",
-        header,
+        "| method | configuration(s) | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
         "|" + "---|" * (len(COLUMNS) + 2),
     ]
     for name, records in result["methods"].items():
-        configs = (
-            ", ".join(
-                sorted(
-                    {
-                        json.dumps(r["config"]) if r["config"] else "fixed"
-                        for r in records
-                        if "config" in r
-                    }
-                )
-            )
-            or "-"
-        )
         summary = summaries[name]
-        errors = [r["error"] for r in records if "error" in r]
         cells = []
         for key, _, _ in COLUMNS:
-            if not summary:
-                cells.append("error")
+            if key not in summary:
+                cells.append("-")
                 continue
             mean, std = summary[key]
             digits = 2 if key == "fit_seconds" else 3
             text = f"{mean:.{digits}f} ± {std:.{digits}f}"
-            cells.append(f"**{text}**" if key in best and mean == best[key] else text)
-        suffix = f" ({len(errors)} failed fold(s))" if errors and summary else ""
-        lines.append(f"| {name}{suffix} | {configs} | " + " | ".join(cells) + " |")
+            cells.append(f"**{text}**" if mean == best.get(key) else text)
+        failed = sum("error" in r for r in records)
+        suffix = f" ({failed} failed fold(s))" if failed else ""
+        lines.append(
+            f"| {name}{suffix} | {configurations(records)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += ["", *goal_lines(summaries)]
+    return "\n".join(lines)
+
+
+def goal_lines(summaries: dict[str, dict]) -> list[str]:
+    """Issue 6's goal: sqnn's selected model beats every peer's on mean dGPA and dAUDC."""
+    peers = {name: s for name, s in summaries.items() if name not in SQNN_METHODS and s}
+    lines = []
+    for name in SQNN_METHODS:
+        ours = summaries.get(name)
+        if not ours or not peers:
+            continue
+        verdicts = []
+        for key in ("d_gpa", "d_audc"):
+            rival, theirs = min(peers.items(), key=lambda item: item[1][key][0])
+            margin = theirs[key][0] - ours[key][0]
+            verdicts.append(
+                f"{key} {ours[key][0]:.3f} vs best peer {rival} {theirs[key][0]:.3f}: "
+                + ("wins" if margin > 0 else "loses")
+                + f" by {abs(margin):.3f}"
+            )
+        lines.append(f"- {name}: " + "; ".join(verdicts))
+    return lines
+
+
+def sweep_table(dataset: str, records: list[dict]) -> str:
+    """Fold means over the default gamma grid, and how dependably gamma moves GPA."""
+    from scipy import stats
+
+    ok = [r for r in records if "error" not in r]
+    if not ok:
+        return f"### {dataset}: no sweep results"
+    gammas = sorted({r["gamma"] for r in ok})
+    means = {
+        g: {
+            k: float(np.mean([r[k] for r in ok if r["gamma"] == g]))
+            for k in ("auc", "gpa", "audc", "d_gpa", "d_audc")
+        }
+        for g in gammas
+    }
+    lines = [
+        f"### {dataset}: default sqnn over gamma ({len(ok)} runs, {len(records) - len(ok)} failed)",
+        "",
+        "| gamma | AUC | GPA | AUDC | dGPA | dAUDC |",
+        "|---:|---|---|---|---|---|",
+    ]
+    for g in gammas:
+        m = means[g]
+        lines.append(
+            f"| {g:g} | {m['auc']:.3f} | {m['gpa']:.3f} | {m['audc']:.3f} | {m['d_gpa']:.3f} | {m['d_audc']:.3f} |"
+        )
+    one_minus_gpa = [1.0 - means[g]["gpa"] for g in gammas]
+    rho_gpa = stats.spearmanr(gammas, one_minus_gpa).statistic
+    rho_auc = stats.spearmanr(gammas, [means[g]["auc"] for g in gammas]).statistic
+    pearson_gpa = stats.pearsonr(gammas, one_minus_gpa).statistic
+    verdict = "meets" if rho_gpa >= 0.95 else "misses"
+    lines += [
+        "",
+        (
+            f"Spearman(gamma, 1 - GPA) = {rho_gpa:.3f} ({verdict} the 0.95 goal); "
+            f"Pearson = {pearson_gpa:.3f}; Spearman(gamma, AUC) = {rho_auc:.3f}."
+        ),
+    ]
     return "\n".join(lines)
 
 
@@ -472,8 +725,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--epochs",
         type=int,
-        default=30,
-        help="epochs of sqnn, the MLP and the adversarial model",
+        default=None,
+        help="epochs of sqnn, the plain network and the adversarial model (default: sqnn's)",
     )
     parser.add_argument(
         "--methods",
@@ -482,6 +735,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--quick", action="store_true", help="one or two configurations per method"
+    )
+    parser.add_argument(
+        "--audit-trees",
+        type=int,
+        default=1000,
+        help="trees of the representation audit (0: no audit)",
+    )
+    parser.add_argument(
+        "--sweep-steps",
+        type=int,
+        default=11,
+        help="gammas of the default-sqnn sweep (0: no sweep)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="tasks run side by side"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "peers.json")
     args = parser.parse_args(argv)
@@ -493,48 +761,60 @@ def parse_args(argv=None) -> argparse.Namespace:
                 f"--{option}: unknown {unknown}; choose from {', '.join(known)}"
             )
         setattr(args, option, chosen)
+    if args.jobs < 1 or args.outer_folds < 2 or args.inner_folds < 2:
+        parser.error(
+            "--jobs must be positive and --outer-folds, --inner-folds at least 2"
+        )
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    methods = [METHODS[name] for name in args.methods]
     started = time.perf_counter()
     output: dict[str, Any] = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": " ".join(
+            [
+                "python",
+                "benchmarks/peers.py",
+                *(argv if argv is not None else sys.argv[1:]),
+            ]
+        ),
         "protocol": {
             "outer_folds": args.outer_folds,
             "inner_folds": args.inner_folds,
             "epochs": args.epochs,
             "seed": SEED,
             "quick": args.quick,
+            "jobs": args.jobs,
             "selection": "max mean over inner folds of AUC + (1 - GPA) + (1 - AUDC)",
             "grids": {
-                m.name: (m.quick_grid if args.quick else m.grid) for m in methods
+                name: (METHODS[name].quick_grid if args.quick else METHODS[name].grid)
+                for name in args.methods
             },
-            "notes": {m.name: m.note for m in methods if m.note},
+            "audit_trees": args.audit_trees,
+            "sweep_steps": args.sweep_steps,
         },
         "machine": machine_line(),
         "datasets": {},
     }
-    for name in args.datasets:
-        output["datasets"][name] = run_dataset(name, methods, args)
-        # Written after every dataset so a long run that dies keeps what it finished.
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(output, indent=2, allow_nan=True) + "\n")
+    run_all(args, output)
+    for result in output["datasets"].values():
+        for records in result["methods"].values():
+            records.sort(key=lambda r: r["fold"])
+        result["sweep"].sort(key=lambda r: (r["gamma"], r["fold"]))
     output["wall_seconds"] = time.perf_counter() - started
-    args.out.write_text(json.dumps(output, indent=2, allow_nan=True) + "\n")
+    write_json(args.out, output)
 
     for name, result in output["datasets"].items():
-        print(markdown_table(name, result))
-        print()
-    for name, note in output["protocol"]["notes"].items():
-        print(f"Note, {name}: {note}.")
+        print(markdown_table(name, result), end="\n\n")
+        if args.sweep_steps:
+            print(sweep_table(name, result["sweep"]), end="\n\n")
     machine = output["machine"]
     print(
-        f"Machine: {machine['platform']}, {machine['cpus']} CPUs; Python {machine['python']}, torch {machine['torch']}, "
-        f"scikit-learn {machine['sklearn']}, fairlearn {machine['fairlearn']}. "
-        f"Wall time {output['wall_seconds']:.0f} s. Command: `{output['command']}`."
+        f"Machine: {machine['platform']}, {machine['cpus']} CPUs; Python {machine['python']}, "
+        f"torch {machine['torch']}, scikit-learn {machine['sklearn']}, fairlearn {machine['fairlearn']}. "
+        f"{args.jobs} tasks side by side, one thread each. Wall time {output['wall_seconds']:.0f} s. "
+        f"Command: `{output['command']}`."
     )
     return 0
 

@@ -144,7 +144,7 @@ def _leakage_auc(forest: RandomForestClassifier, X, labels: np.ndarray) -> float
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def _audit_view(
+def forest_audit(
     audited: str,
     train_X: np.ndarray,
     test_X: np.ndarray,
@@ -158,6 +158,8 @@ def _audit_view(
     train_y: np.ndarray | None = None,
     test_y: np.ndarray | None = None,
 ) -> ForestAudit:
+    """Fit forests on one view of the training rows and score them on the test rows:
+    how well S (and, given labels, y) can be recovered from that view."""
     forest = _forest(trees, seed, n_jobs, f"S from {audited}", progress, train_X, train_s)
     predicted = forest.predict(test_X)
     _, counts = np.unique(test_s, return_counts=True)
@@ -241,7 +243,7 @@ def audit_representation(
     def repeated(values: np.ndarray, index: np.ndarray) -> np.ndarray:
         return np.tile(values[index], draws)
 
-    code_audit = _audit_view(
+    code_audit = forest_audit(
         CODE,
         stacked(codes, train_rows),
         stacked(codes, test_rows),
@@ -254,7 +256,7 @@ def audit_representation(
         n_jobs=n_jobs,
         progress=progress,
     )
-    theta_audit = _audit_view(
+    theta_audit = forest_audit(
         THETA,
         theta[train_rows],
         theta[test_rows],
