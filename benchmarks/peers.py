@@ -108,7 +108,7 @@ DATASETS: dict[str, Callable[[], tuple[pd.DataFrame, np.ndarray, np.ndarray]]] =
 class Fitted:
     score: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (X, s) -> P(y=1)
     # The representation a method releases, for the random-forest audit; None if none.
-    codes: Callable[[np.ndarray], np.ndarray] | None = None
+    codes: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,9 +133,17 @@ def _f64(X: np.ndarray) -> np.ndarray:
     return np.asarray(X, dtype=np.float64)
 
 
-def fit_sqnn(method: str):
+def fit_sqnn(method: str, *, sensitive_as_feature: bool = False):
     def fit(config, X, y, s, epochs):
         from sqnn_cli.estimator import SQNNClassifier
+
+        groups = np.unique(s)
+
+        def inputs(X_, s_):
+            # `sqnn train --sensitive-as-feature`: S one-hot encoded as extra columns.
+            if not sensitive_as_feature:
+                return X_
+            return np.hstack([X_, (s_[:, None] == groups[None, :]).astype(X_.dtype)])
 
         # Everything but gamma and the method is sqnn's default, which is what users get.
         model = SQNNClassifier(
@@ -143,8 +151,11 @@ def fit_sqnn(method: str):
         )
         if epochs:
             model.set_params(epochs=epochs)
-        model.fit(X, y, sensitive_features=s)
-        return Fitted(lambda X_, s_: model.predict_proba(X_)[:, 1], model.transform)
+        model.fit(inputs(X, s), y, sensitive_features=s)
+        return Fitted(
+            lambda X_, s_: model.predict_proba(inputs(X_, s_))[:, 1],
+            lambda X_, s_: model.transform(inputs(X_, s_)),
+        )
 
     return fit
 
@@ -287,6 +298,13 @@ METHODS: dict[str, Method] = {
             [{"gamma": 0.0}, {"gamma": 0.4}],
             fit_sqnn("joint"),
         ),
+        Method(
+            "sqnn_bernoulli_s",
+            [{"gamma": g} for g in GAMMAS],
+            [{"gamma": 0.0}, {"gamma": 0.4}],
+            fit_sqnn("bernoulli", sensitive_as_feature=True),
+            note="S is an input (sqnn train --sensitive-as-feature), so like ThresholdOptimizer it needs S to score",
+        ),
         Method("plain_network", NONE, NONE, fit_plain_network),
         Method("logistic", NONE, NONE, fit_logistic),
         Method(
@@ -371,8 +389,8 @@ def audit_codes(fitted: Fitted, X_train, X_test, s_train, s_test, trees: int) ->
 
     audit = forest_audit(
         "sampled code",
-        fitted.codes(X_train),
-        fitted.codes(X_test),
+        fitted.codes(X_train, s_train),
+        fitted.codes(X_test, s_test),
         s_train,
         s_test,
         trees=trees,
@@ -475,10 +493,13 @@ def run_task(task: Task, args) -> dict:
 
 
 def _one_thread_worker() -> None:
-    # Tasks run side by side, one per core; each must not spread over the other's core.
+    # Tasks run side by side, one per core; a task that spread its BLAS or torch threads
+    # over the other's core would slow both many times over (oversubscription).
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
 def plan(args) -> list[Task]:
@@ -508,7 +529,14 @@ def plan(args) -> list[Task]:
     )
 
 
-SLOW_FIRST = ("expgrad_eo", "expgrad_dp", "adversarial", "sqnn_joint", "sqnn_bernoulli")
+SLOW_FIRST = (
+    "expgrad_eo",
+    "expgrad_dp",
+    "adversarial",
+    "sqnn_joint",
+    "sqnn_bernoulli",
+    "sqnn_bernoulli_s",
+)
 
 
 def status_line(task: Task, record: dict) -> str:
@@ -572,7 +600,7 @@ COLUMNS = [  # (key, header, higher is better)
     ("leakage_auc", "leakage AUC", False),
     ("fit_seconds", "fit s", False),
 ]
-SQNN_METHODS = ("sqnn_bernoulli", "sqnn_joint")
+SQNN_METHODS = ("sqnn_bernoulli", "sqnn_joint", "sqnn_bernoulli_s")
 
 
 def summarise(records: list[dict]) -> dict[str, tuple[float, float]]:
@@ -793,6 +821,9 @@ def main(argv=None) -> int:
             },
             "audit_trees": args.audit_trees,
             "sweep_steps": args.sweep_steps,
+            "notes": {
+                name: METHODS[name].note for name in args.methods if METHODS[name].note
+            },
         },
         "machine": machine_line(),
         "datasets": {},
@@ -809,6 +840,8 @@ def main(argv=None) -> int:
         print(markdown_table(name, result), end="\n\n")
         if args.sweep_steps:
             print(sweep_table(name, result["sweep"]), end="\n\n")
+    for name, note in output["protocol"]["notes"].items():
+        print(f"Note, {name}: {note}.")
     machine = output["machine"]
     print(
         f"Machine: {machine['platform']}, {machine['cpus']} CPUs; Python {machine['python']}, "

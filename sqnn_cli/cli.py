@@ -628,7 +628,7 @@ def sweep_gamma(
 ) -> None:
     """Train a model per gamma and fold and show the fairness/accuracy trade-off curve.
 
-    Every finished run is appended to DIR/runs.jsonl at once, so a killed sweep loses only the runs in flight; the same command resumes it. The summary (mean and std over folds per gamma, Pareto-optimal gammas, the best gamma by dGPA and by dAUDC, correlations of gamma with 1-GPA, 1-AUDC and AUC) is written to DIR/summary.csv and DIR/summary.json.
+    Every finished run is appended to DIR/runs.jsonl at once, so a killed sweep loses only the runs in flight; the same command resumes it. The summary (mean and std over folds per gamma, Pareto-optimal gammas, the best gamma by dGPA, by dAUDC and by the paper's selection criterion AUC + (1-GPA) + (1-AUDC), correlations of gamma with 1-GPA, 1-AUDC and AUC) is written to DIR/summary.csv and DIR/summary.json.
 
     [bold]Examples[/]
 

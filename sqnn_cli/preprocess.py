@@ -47,6 +47,13 @@ class EncodingReport:
         return {"unseen_categories": dict(self.unseen), "imputed_values": dict(self.imputed)}
 
 
+def _width(spec: dict[str, Any]) -> int:
+    """Encoded columns of one input column (see ``feature_names``)."""
+    if spec["kind"] == "numeric":
+        return 2 if spec["indicator"] else 1
+    return len(spec["categories"])
+
+
 def _category_text(series: pd.Series) -> pd.Series:
     """Categories as strings, so 1, 1.0 and "1" read back from CSV are one level."""
 
@@ -128,15 +135,21 @@ class TabularEncoder:
 
     def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, EncodingReport]:
         report = EncodingReport()
-        blocks = []
-        for spec in self._specs():
+        specs = self._specs()
+        widths = [_width(spec) for spec in specs]
+        # One float32 matrix filled block by block: concatenating blocks and converting
+        # would hold the encoded data three times over at its peak.
+        matrix = np.zeros((len(frame), sum(widths)), dtype=np.float32)
+        start = 0
+        for spec, width in zip(specs, widths):
+            block = matrix[:, start : start + width]
             series = frame[spec["name"]]
             if spec["kind"] == "numeric":
-                blocks.append(self._transform_numeric(spec, series, report))
+                block[:] = self._transform_numeric(spec, series, report)
             else:
-                blocks.append(self._transform_categorical(spec, series, report))
-        matrix = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
-        return np.ascontiguousarray(matrix, dtype=np.float32), report
+                self._fill_categorical(spec, series, report, block)
+            start += width
+        return matrix, report
 
     @staticmethod
     def _transform_numeric(spec: dict[str, Any], series: pd.Series, report: EncodingReport) -> np.ndarray:
@@ -166,7 +179,8 @@ class TabularEncoder:
         return np.stack(columns, axis=1)
 
     @staticmethod
-    def _transform_categorical(spec: dict[str, Any], series: pd.Series, report: EncodingReport) -> np.ndarray:
+    def _fill_categorical(spec: dict[str, Any], series: pd.Series, report: EncodingReport, block: np.ndarray) -> None:
+        """Write the one-hot columns of ``series`` into the zeroed ``block``."""
         categories = spec["categories"]
         text = _category_text(series)
         if MISSING_LEVEL in categories:
@@ -177,10 +191,8 @@ class TabularEncoder:
         unseen = codes < 0
         if unseen.any():
             report.unseen[spec["name"]] = int(unseen.sum())
-        onehot = np.zeros((len(series), len(categories)), dtype=np.float32)
         rows = np.flatnonzero(~unseen)
-        onehot[rows, codes[rows]] = 1.0
-        return onehot
+        block[rows, codes[rows]] = 1.0
 
     # -- plain-data state ----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -326,7 +326,8 @@ def render_sweep(console: Console, summary: Any, *, title: str) -> None:
         metrics += ["adrg", "leakage_auc", "mi_joint"]
     headers = {"auc": "AUC", "gpa": "GPA", "audc": "AUDC", "dp_difference": "DP", "d_gpa": "dGPA", "d_audc": "dAUDC",
                "adrg": "ADRG", "leakage_auc": "leak AUC", "mi_joint": "I(T;S)"}  # fmt: skip
-    table = Table(title=title, caption="mean±std over folds; Pareto: non-dominated in AUC and GPA / AUDC",
+    table = Table(title=title, caption="mean±std over folds; Pareto: non-dominated in AUC and GPA / AUDC; "
+                  "criterion: largest AUC + (1-GPA) + (1-AUDC), the paper's model selection",
                   header_style="bold", title_justify="left")  # fmt: skip
     table.add_column("gamma", justify="right", no_wrap=True)
     for metric in metrics:
@@ -336,7 +337,13 @@ def render_sweep(console: Console, summary: Any, *, title: str) -> None:
     for row in summary.rows:
         pareto = "+".join(name for name in ("GPA", "AUDC") if row.get(f"pareto_{name.lower()}"))
         best = ", ".join(
-            label for label, gamma in (("dGPA", summary.best_by_d_gpa), ("dAUDC", summary.best_by_d_audc)) if row["gamma"] == gamma
+            label
+            for label, gamma in (
+                ("dGPA", summary.best_by_d_gpa),
+                ("dAUDC", summary.best_by_d_audc),
+                ("criterion", summary.best_by_criterion),
+            )
+            if row["gamma"] == gamma
         )
         table.add_row(f"{row['gamma']:g}", *[_mean_std(row, m) for m in metrics], pareto, f"[bold green]{best}[/]")
     # Logs and pipes get a table wide enough to read; a terminal keeps its own width.

@@ -379,6 +379,7 @@ class SweepSummary:
     rows: list[dict[str, Any]]
     best_by_d_gpa: float | None
     best_by_d_audc: float | None
+    best_by_criterion: float | None
     correlations: dict[str, dict[str, float | None]]
     runs_finished: int
     runs_planned: int
@@ -393,6 +394,7 @@ class SweepSummary:
             "gammas": self.rows,
             "best_gamma_by_d_gpa": self.best_by_d_gpa,
             "best_gamma_by_d_audc": self.best_by_d_audc,
+            "best_gamma_by_criterion": self.best_by_criterion,
             "correlations": self.correlations,
             "runs_finished": self.runs_finished,
             "runs_planned": self.runs_planned,
@@ -460,8 +462,14 @@ def summarise(records: Sequence[dict[str, Any]], *, runs_planned: int, folds: in
         for row, flag in zip(rows, _pareto(list(zip(auc, cost)))):
             row[f"pareto_{name}"] = flag
 
-    def best(key: str) -> float | None:
-        scored = [(r[key], r["gamma"]) for r in rows if r[key] is not None and math.isfinite(r[key])]
+    for row in rows:
+        parts = [row["auc_mean"], row["gpa_mean"], row["audc_mean"]]
+        finite = all(v is not None and math.isfinite(v) for v in parts)
+        # The paper's model selection, which weighs GPA and AUDC together.
+        row["criterion_mean"] = parts[0] + (1 - parts[1]) + (1 - parts[2]) if finite else None
+
+    def best(key: str, *, largest: bool = False) -> float | None:
+        scored = [(-r[key] if largest else r[key], r["gamma"]) for r in rows if r[key] is not None and math.isfinite(r[key])]
         return min(scored)[1] if scored else None
 
     gammas = [r["gamma"] for r in rows]
@@ -480,6 +488,7 @@ def summarise(records: Sequence[dict[str, Any]], *, runs_planned: int, folds: in
         rows=rows,
         best_by_d_gpa=best("d_gpa_mean"),
         best_by_d_audc=best("d_audc_mean"),
+        best_by_criterion=best("criterion_mean", largest=True),
         correlations=correlations,
         runs_finished=len(records),
         runs_planned=runs_planned,

@@ -180,6 +180,21 @@ def test_summary_marks_pareto_and_correlations():
     assert summary.best_by_d_audc == 1.0
 
 
+def test_best_gamma_by_the_papers_criterion():
+    # AUC + (1 - GPA) + (1 - AUDC): 2.40, 2.63, 2.50, so the middle gamma wins although
+    # the last one is fairer on both measures.
+    points = {0.0: (0.8, 0.3, 0.1), 0.5: (0.75, 0.1, 0.02), 1.0: (0.5, 0.0, 0.0)}
+    records = [
+        {"gamma": g, "fold": 0, "metrics": {"auc": auc, "gpa": gpa, "audc": audc, "d_gpa": 1 - auc + gpa,
+         "d_audc": 1 - auc + audc}}
+        for g, (auc, gpa, audc) in points.items()
+    ]  # fmt: skip
+    summary = summarise(records, runs_planned=3, folds=1)
+    assert summary.best_by_criterion == 0.5
+    assert summary.row(0.5)["criterion_mean"] == pytest.approx(2.63)
+    assert summary.to_dict()["best_gamma_by_criterion"] == 0.5
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_keeps_finished_runs_and_prints_their_summary(table, tmp_path, jobs):
     out = tmp_path / "sweep"
