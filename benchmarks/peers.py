@@ -280,7 +280,7 @@ def fit_adversarial(config, X, y, s, epochs):
 
 GAMMAS = [0.0, 0.2, 0.4, 0.6, 0.8]
 EPS = [0.01, 0.05, 0.1]
-ALPHAS = [0.1, 1.0, 10.0]
+ALPHAS = [0.001, 0.01, 0.1, 1.0]  # from nearly plain to an adversary that dominates
 NONE: list[dict[str, Any]] = [{}]
 
 METHODS: dict[str, Method] = {

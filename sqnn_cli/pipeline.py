@@ -91,7 +91,8 @@ def train(
     if test_size:
         train_rows, test_rows = _held_out_split(data.y, data.groups, test_size, int(estimator.random_state))
 
-    train_features = data.features.iloc[train_rows]
+    # Indexing by position copies the table; without a held-out split there is no reason to.
+    train_features = data.features if test_rows is None else data.features.iloc[train_rows]
     encoder = TabularEncoder().fit(train_features)
     X_train, _ = encoder.transform(train_features)
     started = time.perf_counter()
