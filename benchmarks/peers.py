@@ -351,18 +351,30 @@ def select(
     inner_splits = list(splitter.split(features, y))
     trials = []
     for config in grid:
-        scores = []
-        for fit_idx, val_idx in inner_splits:
-            X_fit, X_val = encode(features.iloc[fit_idx], features.iloc[val_idx])
-            fitted = method.fit(config, X_fit, y[fit_idx], s[fit_idx], epochs)
-            result = evaluate_scores(
-                y[val_idx],
-                fitted.score(X_val, s[val_idx]),
-                sensitive_features=s[val_idx],
+        trial: dict[str, Any] = {"config": config}
+        try:
+            scores = []
+            for fit_idx, val_idx in inner_splits:
+                X_fit, X_val = encode(features.iloc[fit_idx], features.iloc[val_idx])
+                fitted = method.fit(config, X_fit, y[fit_idx], s[fit_idx], epochs)
+                result = evaluate_scores(
+                    y[val_idx],
+                    fitted.score(X_val, s[val_idx]),
+                    sensitive_features=s[val_idx],
+                )
+                scores.append(criterion(result))
+            trial["inner_criterion"] = float(np.mean(scores))
+        except Exception as error:  # noqa: BLE001 -- a configuration that breaks the peer (e.g. NaN training) loses, the others still compete
+            trial.update(
+                inner_criterion=-math.inf, error=f"{type(error).__name__}: {error}"
             )
-            scores.append(criterion(result))
-        trials.append({"config": config, "inner_criterion": float(np.mean(scores))})
+        trials.append(trial)
     best = max(trials, key=lambda t: t["inner_criterion"])
+    if not math.isfinite(best["inner_criterion"]):
+        raise RuntimeError(
+            "every configuration failed: "
+            + "; ".join(t.get("error", "") for t in trials)
+        )
     return best["config"], trials
 
 
