@@ -26,6 +26,7 @@ Variants:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -50,7 +51,9 @@ class SeparationClassifier(SQNNClassifier):
         for label in (0.0, 1.0):
             rows = y == label
             if rows.sum() > 1:
-                _, term = self._information_penalty(theta[rows], groups[rows], generator)
+                _, term = self._information_penalty(
+                    theta[rows], groups[rows], generator
+                )
                 information = information + term * rows.float().mean()
         loss = self.gamma * information + (1.0 - self.gamma) * bce
         optimizer.zero_grad(set_to_none=True)
@@ -70,9 +73,16 @@ VARIANTS = {
 KEYS = ("auc", "gpa", "audc", "d_gpa", "d_audc")
 
 
+def _parameter(text: str) -> tuple[str, object]:
+    name, _, value = text.partition("=")
+    return name, json.loads(value)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="compas", choices=("compas", "adult", "bank"))
+    parser.add_argument(
+        "--dataset", default="compas", choices=("compas", "adult", "bank")
+    )
     parser.add_argument("--variant", default="default", choices=tuple(VARIANTS))
     parser.add_argument("--gammas", default="0.2,0.4,0.6,0.8,0.9")
     parser.add_argument("--folds", type=int, default=3)
@@ -81,13 +91,23 @@ def main(argv=None) -> int:
         action="store_true",
         help="give the network S as an input column too (sqnn train --sensitive-as-feature)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PARAM=VALUE",
+        help="also change one estimator parameter, e.g. epochs=100 (repeatable)",
+    )
     args = parser.parse_args(argv)
     cls, params = VARIANTS[args.variant]
+    params = {**params, **dict(_parameter(text) for text in args.set)}
     features, y, s = load(args.dataset)
     if args.sensitive_as_feature:
         features = features.assign(sensitive=s)
     extra = ", S as a feature" if args.sensitive_as_feature else ""
-    print(f"{args.dataset}, variant {args.variant} {params}{extra}, {args.folds} outer folds (fold means)")
+    print(
+        f"{args.dataset}, variant {args.variant} {params}{extra}, {args.folds} outer folds (fold means)"
+    )
     print("| gamma | AUC | GPA | AUDC | dGPA | dAUDC | s |")
     print("|---:|---|---|---|---|---|---|")
     for gamma in (float(g) for g in args.gammas.split(",")):
@@ -98,12 +118,16 @@ def main(argv=None) -> int:
             model = cls(gamma=gamma, random_state=SEED, device="cpu", **params)
             model.fit(X_train, y[train_idx], sensitive_features=s[train_idx])
             result = evaluate_scores(
-                y[test_idx], model.predict_proba(X_test)[:, 1], sensitive_features=s[test_idx]
+                y[test_idx],
+                model.predict_proba(X_test)[:, 1],
+                sensitive_features=s[test_idx],
             )
             rows.append([getattr(result, key) for key in KEYS])
         means = np.mean(rows, axis=0)
         cells = " | ".join(f"{v:.3f}" for v in means)
-        print(f"| {gamma:g} | {cells} | {time.perf_counter() - started:.0f} |", flush=True)
+        print(
+            f"| {gamma:g} | {cells} | {time.perf_counter() - started:.0f} |", flush=True
+        )
     return 0
 
 

@@ -96,7 +96,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        gamma: float = 0.2,
+        gamma: float = 0.5,
         *,
         method: str = "bernoulli",
         hidden: Sequence[int] = (64, 64),
@@ -197,7 +197,9 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         features = torch.from_numpy(X).to(device)
         labels = torch.from_numpy(y.astype(np.float32)).to(device)
         groups = torch.from_numpy(group_index.astype(np.int64)).to(device)
-        optimizer = torch.optim.Adam(network.parameters(), lr=float(self.lr))
+        # The fused kernel updates every parameter in one call; the default per-tensor loop
+        # was a quarter of each training step on Adult (benchmarks/RESULTS.md).
+        optimizer = torch.optim.Adam(network.parameters(), lr=float(self.lr), fused=True)
         n_rows, batch_size = X.shape[0], int(self.batch_size)
 
         self.history_: list[dict[str, float]] = []

@@ -33,7 +33,10 @@ class StochasticBinaryLayer(nn.Module):
         return pre_activation, torch.sigmoid(pre_activation)
 
     def sample(self, pre_activation: torch.Tensor, theta: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        bits = torch.bernoulli(theta.detach(), generator=generator)
+        # u < theta with u uniform is a Bernoulli(theta) draw; on CPU it is several times
+        # faster than torch.bernoulli, which samples element by element.
+        uniform = torch.rand(theta.shape, generator=generator, device=theta.device, dtype=theta.dtype)
+        bits = (uniform < theta.detach()).to(theta.dtype)
         surrogate = theta if self.straight_through == "sigmoid" else pre_activation
         return surrogate + (bits - surrogate).detach()
 

@@ -185,6 +185,7 @@ def test_command_defaults_are_the_estimators():
 
     params = SQNNClassifier().get_params()
     assert cli._parse_hidden(cli.DEFAULT_HIDDEN) == tuple(params["hidden"])
+    assert cli.DEFAULT_GAMMA == params["gamma"]
     assert (cli.DEFAULT_EPOCHS, cli.DEFAULT_BATCH_SIZE, cli.DEFAULT_LR, cli.DEFAULT_TEMPERATURE, cli.DEFAULT_SAMPLES) == (
         params["epochs"], params["batch_size"], params["lr"], params["temperature"], params["n_samples"]
     )
