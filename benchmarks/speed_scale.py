@@ -16,7 +16,7 @@ Measures, in one run:
      warm-up fit of each (torch's one-time start-up would otherwise go to whichever
      runs first); and sqnn's FLOP rate, an analytic estimate from its Linear layers;
   2. the default `sqnn train sample_data/adult.csv.gz --sensitive sex` in a child
-     process: wall time and the child's peak RSS (its own rusage, from wait4);
+     process: wall time and the child's peak RSS (GNU time's %M);
   3. scale: synthetic CSVs with Adult's columns and dtypes (--scale-rows rows each;
      numpy default_rng(0); each column drawn independently from Adult's empirical
      distribution, income from a fixed logistic model of a few columns), each trained
@@ -56,8 +56,7 @@ from sqnn_cli.preprocess import TabularEncoder
 
 TARGET, POSITIVE, SENSITIVE = "income", ">50K", "sex"
 MIB = 2**20
-# ru_maxrss is in KiB on Linux and in bytes on macOS.
-RSS_BYTES = 1 if sys.platform == "darwin" else 1024
+GNU_TIME = "/usr/bin/time"  # GNU time: %M is the peak RSS in KiB
 BASELINE_IMPORTS = "import sqnn_cli.estimator, pandas, torch"
 WARM_UP_ROWS = 512
 QUICK = {"scale_rows": "2000,4000", "epochs": 1, "scale_epochs": 1, "rows": 5000}
@@ -129,21 +128,34 @@ def sqnn_command() -> list[str]:
 
 
 def run_child(command: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Wall seconds and peak RSS (MiB) of one child, read from its own rusage (wait4),
-    so that neither earlier children nor this process count."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Wall seconds and peak RSS (MiB) of one child.
+
+    The peak comes from GNU time, which forks the command from its own small image. A
+    child forked from this process would not do: Linux carries the high-water RSS of the
+    image a process had before exec into its rusage, so every child would report at
+    least this process's RSS (torch and Adult loaded, about 540 MiB here)."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile() as peak,
+    ):
         started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(child.pid, 0)
+        result = subprocess.run(
+            [GNU_TIME, "-f", "%M", "-o", peak.name, *command],
+            stdout=out,
+            stderr=err,
+            env=env,
+            check=False,
+        )
         seconds = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode != 0:
+        if result.returncode != 0:
             err.seek(0)
             tail = err.read().decode(errors="replace")[-2000:]
             raise RuntimeError(
-                f"{shlex.join(command)} exited {child.returncode}:\n{tail}"
+                f"{shlex.join(command)} exited {result.returncode}:\n{tail}"
             )
-    return {"wall_s": seconds, "peak_rss_mib": usage.ru_maxrss * RSS_BYTES / MIB}
+        peak_kib = int(Path(peak.name).read_text().split()[-1])
+    return {"wall_s": seconds, "peak_rss_mib": peak_kib * 1024 / MIB}
 
 
 def bundle_history(bundle: Path) -> dict[str, Any]:
