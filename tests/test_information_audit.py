@@ -70,12 +70,15 @@ def small_case(seed: int, n: int = 40, m: int = 4, n_labels: int = 2) -> tuple[n
     return theta, labels
 
 
-theta_and_labels = st.integers(1, 5).flatmap(
-    lambda m: st.tuples(
-        arrays(np.float64, st.tuples(st.integers(2, 10), st.just(m)), elements=st.floats(0.001, 0.999)),
-        st.integers(2, 3),
-    )
-)
+@st.composite
+def theta_and_labels(draw):
+    """(theta, labels, n_labels): firing probabilities of up to 5 neurons over 2-10 rows,
+    and one of 2-3 labels per row (not every label need occur)."""
+    m = draw(st.integers(1, 5))
+    theta = draw(arrays(np.float64, st.tuples(st.integers(2, 10), st.just(m)), elements=st.floats(0.001, 0.999)))
+    n_labels = draw(st.integers(2, 3))
+    labels = np.array(draw(st.lists(st.integers(0, n_labels - 1), min_size=len(theta), max_size=len(theta))))
+    return theta, labels, n_labels
 
 
 # -- the xor counterexample ---------------------------------------------------------------
@@ -107,10 +110,9 @@ def test_xor_monte_carlo_sees_the_synergy_too():
 
 
 @FAST
-@given(case=theta_and_labels, data=st.data())
-def test_exact_matches_brute_force_loop_over_codes(case, data):
-    theta, n_labels = case
-    labels = np.array(data.draw(st.lists(st.integers(0, n_labels - 1), min_size=len(theta), max_size=len(theta))))
+@given(case=theta_and_labels())
+def test_exact_matches_brute_force_loop_over_codes(case):
+    theta, labels, n_labels = case
     flows, joint = conditional_flows(theta, labels)
     expected = brute_force_joint(theta, labels)
     assert joint.estimator == EXACT
@@ -122,10 +124,9 @@ def test_exact_matches_brute_force_loop_over_codes(case, data):
 
 
 @FAST
-@given(case=theta_and_labels, data=st.data())
-def test_information_bounds(case, data):
-    theta, n_labels = case
-    labels = np.array(data.draw(st.lists(st.integers(0, n_labels - 1), min_size=len(theta), max_size=len(theta))))
+@given(case=theta_and_labels())
+def test_information_bounds(case):
+    theta, labels, n_labels = case
     flows, joint = conditional_flows(theta, labels)
     per_neuron = neuron_information(theta, labels)
     assert -1e-9 <= joint.bits <= entropy_bits(labels) + 1e-9
@@ -283,10 +284,9 @@ def test_distinct_codes():
 
 
 @FAST
-@given(case=theta_and_labels, data=st.data())
-def test_torch_joint_equals_the_audit_value(case, data):
-    theta, n_labels = case
-    groups = np.array(data.draw(st.lists(st.integers(0, n_labels - 1), min_size=len(theta), max_size=len(theta))))
+@given(case=theta_and_labels())
+def test_torch_joint_equals_the_audit_value(case):
+    theta, groups, n_labels = case
     value = joint_mutual_information(torch.from_numpy(theta), torch.from_numpy(groups), n_labels)
     assert value.item() == pytest.approx(joint_information(theta, groups).bits, abs=1e-10)
 
