@@ -86,8 +86,10 @@ def load_compas() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     )
 
 
-def load_adult() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    frame = pd.read_csv(DATA / "adult.csv.gz")
+def load_adult(
+    path: Path = DATA / "adult.csv.gz",
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    frame = pd.read_csv(path)
     y = (frame["income"] == ">50K").to_numpy(dtype=np.int64)
     return frame.drop(columns=["income", "sex"]), y, frame["sex"].to_numpy(dtype=str)
 
@@ -293,32 +295,35 @@ def _train_step_without_nan(self, X, Y, A):
     return (LP.item(), LA.item())
 
 
+def adversarial_classifier(alpha: float, epochs: int | None):
+    """fairlearn's adversarial mitigation whose predictor has sqnn's feature layers and
+    schedule, so that only the fairness mechanism differs."""
+    from fairlearn.adversarial import AdversarialFairnessClassifier
+
+    from sqnn_cli.estimator import SQNNClassifier
+
+    defaults = SQNNClassifier().get_params()
+    predictor = [part for units in defaults["hidden"] for part in (units, "leaky_relu")]
+    return AdversarialFairnessClassifier(
+        backend="torch",
+        predictor_model=predictor,
+        adversary_model=[3, "leaky_relu"],
+        batch_size=defaults["batch_size"],
+        epochs=epochs or defaults["epochs"],
+        learning_rate=defaults["lr"],
+        alpha=alpha,
+        shuffle=True,
+        random_state=SEED,
+    )
+
+
 def fit_adversarial(*, nan_fix: bool):
     def fit(config, X, y, s, epochs):
         from unittest import mock
 
-        from fairlearn.adversarial import AdversarialFairnessClassifier
         from fairlearn.adversarial._pytorch_engine import PytorchEngine
 
-        from sqnn_cli.estimator import SQNNClassifier
-
-        # The predictor gets sqnn's feature layers and schedule, so only the fairness
-        # mechanism differs.
-        defaults = SQNNClassifier().get_params()
-        predictor = [
-            part for units in defaults["hidden"] for part in (units, "leaky_relu")
-        ]
-        model = AdversarialFairnessClassifier(
-            backend="torch",
-            predictor_model=predictor,
-            adversary_model=[3, "leaky_relu"],
-            batch_size=defaults["batch_size"],
-            epochs=epochs or defaults["epochs"],
-            learning_rate=defaults["lr"],
-            alpha=config["alpha"],
-            shuffle=True,
-            random_state=SEED,
-        )
+        model = adversarial_classifier(config["alpha"], epochs)
         if nan_fix:
             with mock.patch.object(
                 PytorchEngine, "train_step", _train_step_without_nan
@@ -518,19 +523,14 @@ def run_method(method: Method, dataset: str, fold: int, args) -> dict:
 
 def run_sweep_point(dataset: str, fold: int, gamma: float, args) -> dict:
     """One fold of the default `sqnn sweep-gamma` grid: gamma is the only knob turned."""
-    from sqnn_cli.estimator import SQNNClassifier
-
     features, y, s = load(dataset)
     train_idx, test_idx = outer_folds(dataset, args.outer_folds)[fold]
     X_train, X_test = encode(features.iloc[train_idx], features.iloc[test_idx])
-    model = SQNNClassifier(gamma=gamma, random_state=SEED, device="cpu")
-    if args.epochs:
-        model.set_params(epochs=args.epochs)
-    model.fit(X_train, y[train_idx], sensitive_features=s[train_idx])
+    fitted = METHODS["sqnn_bernoulli"].fit(
+        {"gamma": gamma}, X_train, y[train_idx], s[train_idx], args.epochs
+    )
     result = evaluate_scores(
-        y[test_idx],
-        model.predict_proba(X_test)[:, 1],
-        sensitive_features=s[test_idx],
+        y[test_idx], fitted.score(X_test, s[test_idx]), sensitive_features=s[test_idx]
     )
     return {"gamma": gamma, "fold": fold, **scores_of(result)}
 

@@ -52,7 +52,9 @@ import torch
 
 from sqnn_cli.estimator import SQNNClassifier, resolve_device
 from sqnn_cli.jsonable import plain
-from sqnn_cli.preprocess import TabularEncoder
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import _f64, adversarial_classifier, encode, load_adult
 
 TARGET, POSITIVE, SENSITIVE = "income", ">50K", "sex"
 MIB = 2**20
@@ -63,31 +65,16 @@ QUICK = {"scale_rows": "2000,4000", "epochs": 1, "scale_epochs": 1, "rows": 5000
 
 
 # -- data -----------------------------------------------------------------------------
-def load_adult(
+def load_adult_sample(
     path: str, rows: int | None
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Features (without income and sex), y and S, as benchmarks/peers.py loads them;
-    with ``rows``, a seeded random subsample."""
-    frame = pd.read_csv(path)
-    if rows is not None and rows < len(frame):
-        frame = frame.sample(n=rows, random_state=0)
-    y = (frame[TARGET] == POSITIVE).to_numpy(dtype=np.int64)
-    return (
-        frame.drop(columns=[TARGET, SENSITIVE]),
-        y,
-        frame[SENSITIVE].to_numpy(dtype=str),
-    )
-
-
-def encode(features: pd.DataFrame) -> np.ndarray:
-    return TabularEncoder().fit(features).transform(features)[0]
-
-
-def _f64(X: np.ndarray) -> np.ndarray:
-    # fairlearn 0.15 writes float64 values into a pandas Series typed by the estimator's
-    # float32 output, which pandas 3 refuses; float64 inputs keep everything float64
-    # (as in benchmarks/peers.py).
-    return np.asarray(X, dtype=np.float64)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adult encoded as benchmarks/peers.py encodes it (X, y, S); with ``rows``, a seeded
+    random subsample."""
+    features, y, s = load_adult(Path(path))
+    if rows is not None and rows < len(y):
+        keep = np.random.default_rng(0).choice(len(y), size=rows, replace=False)
+        features, y, s = features.iloc[keep], y[keep], s[keep]
+    return encode(features)[0], y, s
 
 
 def synthesize(adult: pd.DataFrame, rows: int) -> pd.DataFrame:
@@ -176,27 +163,6 @@ def analytic_flops_per_row(model: SQNNClassifier) -> int:
     return 6 * sum(m.in_features * m.out_features for m in linears)
 
 
-def adversarial_classifier(epochs: int) -> Any:
-    """fairlearn's adversarial mitigation with sqnn's feature layers and schedule, so
-    that only the fairness mechanism differs (as in benchmarks/peers.py)."""
-    from fairlearn.adversarial import AdversarialFairnessClassifier
-
-    defaults = SQNNClassifier().get_params()
-    return AdversarialFairnessClassifier(
-        backend="torch",
-        predictor_model=[
-            u for units in defaults["hidden"] for u in (units, "leaky_relu")
-        ],
-        adversary_model=[3, "leaky_relu"],
-        batch_size=defaults["batch_size"],
-        epochs=epochs,
-        learning_rate=defaults["lr"],
-        alpha=1.0,
-        shuffle=True,
-        random_state=0,
-    )
-
-
 def timed_fit(model: Any, X: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
     started = time.perf_counter()
     model.fit(X, y, sensitive_features=s)
@@ -204,8 +170,7 @@ def timed_fit(model: Any, X: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
 
 
 def throughput(args: argparse.Namespace) -> dict[str, Any]:
-    features, y, s = load_adult(args.data, args.throughput_rows)
-    X = encode(features)
+    X, y, s = load_adult_sample(args.data, args.throughput_rows)
     X64 = _f64(X)
     defaults = SQNNClassifier().get_params()
     rows, epochs = len(X), args.epochs
@@ -217,13 +182,13 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     warm_up_s = {
         "sqnn": timed_fit(SQNNClassifier(epochs=1), X[part], y[part], s[part]),
         "adversarial": timed_fit(
-            adversarial_classifier(1), X64[part], y[part], s[part]
+            adversarial_classifier(1.0, 1), X64[part], y[part], s[part]
         ),
     }
 
     sqnn = SQNNClassifier(epochs=epochs)
     sqnn_s = timed_fit(sqnn, X, y, s)
-    adversarial = adversarial_classifier(epochs)
+    adversarial = adversarial_classifier(1.0, epochs)
     adversarial_s = timed_fit(adversarial, X64, y, s)
 
     flops_per_row = analytic_flops_per_row(sqnn)
