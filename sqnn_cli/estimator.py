@@ -19,6 +19,7 @@ from .information import (
     sampled_joint_mutual_information,
 )
 from .model import STRAIGHT_THROUGH, SQNNetwork
+from .training import FlatAdam, autograd_step, closed_form_step
 
 __all__ = ["SQNNClassifier", "METHODS", "resolve_device", "TrainingDivergedError"]
 
@@ -197,37 +198,28 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         features = torch.from_numpy(X).to(device)
         labels = torch.from_numpy(y.astype(np.float32)).to(device)
         groups = torch.from_numpy(group_index.astype(np.int64)).to(device)
-        # The fused kernel updates every parameter in one call; the default per-tensor loop
-        # was a quarter of each training step on Adult (benchmarks/RESULTS.md).
-        optimizer = torch.optim.Adam(network.parameters(), lr=float(self.lr), fused=True)
-        n_rows, batch_size = X.shape[0], int(self.batch_size)
+        n_rows, batch_size, gamma = X.shape[0], int(self.batch_size), float(self.gamma)
 
         self.history_: list[dict[str, float]] = []
         network.train()
-        for epoch in range(1, int(self.epochs) + 1):
-            started = time.perf_counter()
-            order = torch.randperm(n_rows, generator=shuffle_generator).to(device)
-            totals = torch.zeros(3, device=device)
-            try:
+        with FlatAdam(network.parameters(), lr=float(self.lr)) as optimizer:
+            for epoch in range(1, int(self.epochs) + 1):
+                started = time.perf_counter()
+                order = torch.randperm(n_rows, generator=shuffle_generator).to(device)
+                totals = torch.zeros(2, device=device)
                 for start in range(0, n_rows, batch_size):
                     rows = order[start : start + batch_size]
-                    terms = self._train_step(network, optimizer, features[rows], labels[rows], groups[rows], sample_generator)
-                    totals += terms * len(rows)
-            except RuntimeError:
-                # Weights blown up within the epoch give NaN firing probabilities, which the
-                # Bernoulli sampler refuses before the end-of-epoch check below sees the loss.
-                with torch.no_grad():
-                    _, theta = network.encode(features[rows])
-                if torch.isfinite(theta).all():
-                    raise
-                raise TrainingDivergedError(_MSG_DIVERGED.format(epoch=epoch, loss="nan")) from None
-            loss, bce, mi = (totals / n_rows).tolist()
-            if not np.isfinite(loss):
-                raise TrainingDivergedError(_MSG_DIVERGED.format(epoch=epoch, loss=loss))
-            record = {"epoch": epoch, "loss": loss, "bce": bce, "mi": mi, "seconds": time.perf_counter() - started}
-            self.history_.append(record)
-            if epoch_callback is not None:
-                epoch_callback(record)
+                    batch = (features.index_select(0, rows), labels.index_select(0, rows), groups.index_select(0, rows))
+                    totals.add_(self._train_step(network, *batch, sample_generator), alpha=len(rows))
+                    optimizer.step()
+                bce, mi = (totals / n_rows).tolist()
+                loss = gamma * mi + (1.0 - gamma) * bce
+                if not np.isfinite(loss):
+                    raise TrainingDivergedError(_MSG_DIVERGED.format(epoch=epoch, loss=loss))
+                record = {"epoch": epoch, "loss": loss, "bce": bce, "mi": mi, "seconds": time.perf_counter() - started}
+                self.history_.append(record)
+                if epoch_callback is not None:
+                    epoch_callback(record)
 
         network.eval()
         self.network_ = network
@@ -236,23 +228,12 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _train_step(
-        self,
-        network: SQNNetwork,
-        optimizer: torch.optim.Optimizer,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        groups: torch.Tensor,
-        generator: torch.Generator,
+        self, network: SQNNetwork, x: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
-        """One optimisation step; returns the detached (loss, bce, mi) of the batch."""
-        logits, theta = network(x, generator)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-        mi, mi_objective = self._information_penalty(theta, groups, generator)
-        loss = self.gamma * mi_objective + (1.0 - self.gamma) * bce
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return torch.stack([self.gamma * mi + (1.0 - self.gamma) * bce, bce, mi]).detach()
+        """The batch's gradients into the parameters' ``.grad``; returns its (BCE, I)."""
+        if self.method == "bernoulli":
+            return closed_form_step(network, x, y, groups, gamma=float(self.gamma), n_groups=len(self.groups_), generator=generator)
+        return autograd_step(network, x, y, groups, gamma=float(self.gamma), penalty=self._information_penalty, generator=generator)
 
     def _information_penalty(
         self, theta: torch.Tensor, groups: torch.Tensor, generator: torch.Generator

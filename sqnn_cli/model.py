@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["StochasticBinaryLayer", "SQNNetwork", "STRAIGHT_THROUGH"]
+__all__ = ["StochasticBinaryLayer", "SQNNetwork", "TrainingPass", "STRAIGHT_THROUGH"]
 
 STRAIGHT_THROUGH = ("sigmoid", "identity")
 
@@ -32,13 +33,28 @@ class StochasticBinaryLayer(nn.Module):
         pre_activation = self.temperature * self.linear(h)
         return pre_activation, torch.sigmoid(pre_activation)
 
-    def sample(self, pre_activation: torch.Tensor, theta: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    @staticmethod
+    def draw(theta: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Bits t ~ Bernoulli(theta), without a gradient."""
         # u < theta with u uniform is a Bernoulli(theta) draw; on CPU it is several times
         # faster than torch.bernoulli, which samples element by element.
         uniform = torch.rand(theta.shape, generator=generator, device=theta.device, dtype=theta.dtype)
-        bits = (uniform < theta.detach()).to(theta.dtype)
+        return (uniform < theta.detach()).to(theta.dtype)
+
+    def sample(self, pre_activation: torch.Tensor, theta: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        bits = self.draw(theta, generator)
         surrogate = theta if self.straight_through == "sigmoid" else pre_activation
         return surrogate + (bits - surrogate).detach()
+
+
+@dataclass(frozen=True)
+class TrainingPass:
+    """What :meth:`SQNNetwork.backpropagate` needs of a forward pass: the input of each
+    Linear layer before the binary one (x, then each ReLU's output), theta, the bits."""
+
+    layer_inputs: list[torch.Tensor]
+    theta: torch.Tensor
+    bits: torch.Tensor
 
 
 class SQNNetwork(nn.Module):
@@ -72,3 +88,49 @@ class SQNNetwork(nn.Module):
         pre_activation, theta = self.encode(x)
         code = self.binary.sample(pre_activation, theta, generator)
         return self.head(code).squeeze(-1), theta
+
+    # -- training without autograd ----------------------------------------------------
+    # The network is a chain of Linear and ReLU layers, so its backward pass is a few
+    # matrix products; written out, it skips autograd's graph and its dozens of small
+    # operations per batch, which dominate a step at batch sizes of a few hundred rows.
+
+    def _hidden_linears(self) -> list[nn.Linear]:
+        return [layer for layer in self.features if isinstance(layer, nn.Linear)]
+
+    @torch.no_grad()
+    def training_pass(self, x: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, TrainingPass]:
+        """forward()'s stochastic pass, with the same draws, untracked by autograd: the
+        logits and what :meth:`backpropagate` needs (theta among it)."""
+        layer_inputs = [x]
+        for linear in self._hidden_linears():
+            layer_inputs.append(nn.functional.linear(layer_inputs[-1], linear.weight, linear.bias).relu_())
+        _, theta = self.binary.firing_probabilities(layer_inputs[-1])
+        bits = self.binary.draw(theta, generator)
+        logits = nn.functional.linear(bits, self.head.weight, self.head.bias).squeeze(-1)
+        return logits, TrainingPass(layer_inputs, theta, bits)
+
+    @torch.no_grad()
+    def backpropagate(self, cached: TrainingPass, d_logits: torch.Tensor, d_theta: torch.Tensor) -> None:
+        """Write into every parameter's ``.grad`` (allocated beforehand) the gradient of a
+        loss whose derivatives with respect to the logits and to theta are ``d_logits``
+        and ``d_theta``: what ``loss.backward()`` gives through forward()'s graph with its
+        straight-through estimator. ``d_theta`` is consumed."""
+        theta = cached.theta
+        torch.mm(d_logits.unsqueeze(0), cached.bits, out=self.head.weight.grad)
+        torch.sum(d_logits, dim=0, keepdim=True, out=self.head.bias.grad)
+        d_code = torch.outer(d_logits, self.head.weight[0])
+        # aten's sigmoid_backward(g, theta) is g * theta * (1 - theta) in one operation,
+        # as autograd itself computes it.
+        if self.binary.straight_through == "sigmoid":  # the code passes as theta
+            d_pre_activation = torch.ops.aten.sigmoid_backward(d_code.add_(d_theta), theta)
+        else:  # the code passes as the pre-activation
+            d_pre_activation = d_code.add_(torch.ops.aten.sigmoid_backward(d_theta, theta))
+        d_output = d_pre_activation.mul_(self.binary.temperature)
+
+        linears = [*self._hidden_linears(), self.binary.linear]
+        for index in reversed(range(len(linears))):
+            inputs = cached.layer_inputs[index]
+            torch.mm(d_output.t(), inputs, out=linears[index].weight.grad)
+            torch.sum(d_output, dim=0, out=linears[index].bias.grad)
+            if index:  # inputs is a ReLU's output, positive exactly where it let the gradient through
+                d_output = torch.ops.aten.threshold_backward(d_output @ linears[index].weight, inputs, 0)

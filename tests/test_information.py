@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sqnn_cli.information import bernoulli_mutual_information, binary_entropy
+from sqnn_cli.information import bernoulli_information_and_gradient, bernoulli_mutual_information, binary_entropy
 
 
 def brute_force_mi(theta: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -96,3 +96,30 @@ def test_matches_brute_force_joint_table(theta, n_groups, data):
     p_s = np.bincount(groups) / len(groups)
     h_s = -(p_s[p_s > 0] * np.log2(p_s[p_s > 0])).sum()
     assert (fast <= min(1.0, h_s) + 1e-6).all()
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    theta=arrays(np.float64, st.tuples(st.integers(1, 12), st.integers(1, 4)), elements=st.floats(0.001, 0.999)),
+    n_groups=st.integers(2, 4),
+    data=st.data(),
+)
+def test_closed_form_gradient_is_autograds(theta, n_groups, data):
+    # Not every group need occur in the batch: an absent group must drop out of both.
+    groups = torch.tensor(data.draw(st.lists(st.integers(0, n_groups - 1), min_size=len(theta), max_size=len(theta))))
+    tracked = torch.tensor(theta, requires_grad=True)
+    expected = bernoulli_mutual_information(tracked, groups, n_groups)
+    expected.backward()
+    information, gradient = bernoulli_information_and_gradient(torch.tensor(theta), groups, n_groups)
+    assert information.item() == pytest.approx(expected.item(), abs=1e-12)
+    assert torch.allclose(gradient, tracked.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_closed_form_gradient_still_pushes_a_saturated_neuron_back():
+    # Group 1's neuron is stuck at 1: autograd's clamp gives its rows no gradient there,
+    # the closed form keeps the slope at the clamp, pulling them towards the batch mean.
+    theta = torch.tensor([[0.2], [0.4], [1.0], [1.0]], dtype=torch.float64)
+    groups = torch.tensor([0, 0, 1, 1])
+    information, gradient = bernoulli_information_and_gradient(theta, groups, 2)
+    assert information.item() > 0.3
+    assert (gradient[2:] > 0).all() and (gradient[:2] < 0).all()

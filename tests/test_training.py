@@ -1,0 +1,88 @@
+"""The training step without autograd against autograd, and FlatAdam against torch's Adam."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sqnn_cli.information import bernoulli_mutual_information
+from sqnn_cli.model import SQNNetwork
+from sqnn_cli.training import FlatAdam, autograd_step, closed_form_step
+
+N_GROUPS = 3
+
+
+def batch(rows: int = 40, features: int = 6, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, features, generator=generator, dtype=torch.float64)
+    y = (torch.rand(rows, generator=generator) < 0.4).double()
+    # Group 2 never occurs: an absent group must not disturb either path.
+    groups = torch.randint(0, N_GROUPS - 1, (rows,), generator=generator)
+    return x, y, groups
+
+
+def network(hidden, temperature: float, straight_through: str) -> SQNNetwork:
+    # In float64 the two paths' different orders of summation stay far below the tolerance.
+    torch.manual_seed(1)
+    return SQNNetwork(6, hidden, 5, temperature=temperature, straight_through=straight_through).double()
+
+
+def bernoulli_penalty(theta, groups, generator):
+    information = bernoulli_mutual_information(theta, groups, N_GROUPS)
+    return information, information
+
+
+def gradients(net: SQNNetwork, step, **options) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    for parameter in net.parameters():
+        parameter.grad = torch.full_like(parameter, float("nan"))  # whatever was there goes
+    terms = step(net, *batch(), generator=torch.Generator().manual_seed(7), **options)
+    return terms, [parameter.grad.clone() for parameter in net.parameters()]
+
+
+@pytest.mark.parametrize("hidden", [(), (8,), (8, 4)])
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+@pytest.mark.parametrize("straight_through", ["sigmoid", "identity"])
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 1.0])
+def test_closed_form_step_gives_autograds_gradients(hidden, temperature, straight_through, gamma):
+    expected_terms, expected = gradients(
+        network(hidden, temperature, straight_through), autograd_step, gamma=gamma, penalty=bernoulli_penalty
+    )
+    terms, actual = gradients(
+        network(hidden, temperature, straight_through), closed_form_step, gamma=gamma, n_groups=N_GROUPS
+    )
+    assert torch.allclose(terms, expected_terms, rtol=1e-12, atol=0)
+    for got, want in zip(actual, expected):
+        assert torch.allclose(got, want, rtol=1e-9, atol=1e-15)
+    assert any(want.abs().max() > 1e-4 for want in expected)  # the comparison is not of zeros
+
+
+def test_flat_adam_takes_torch_adams_steps():
+    torch.manual_seed(0)
+    ours, reference = SQNNetwork(6, (8,), 5).double(), SQNNetwork(6, (8,), 5).double()
+    reference.load_state_dict(ours.state_dict())
+    torch_adam = torch.optim.Adam(reference.parameters(), lr=0.01, foreach=False)
+    x, y, groups = batch()
+    with FlatAdam(ours.parameters(), lr=0.01) as flat_adam:
+        for step in range(5):
+            for net in (ours, reference):
+                generator = torch.Generator().manual_seed(step)
+                logits, _ = net(x, generator)
+                torch.nn.functional.binary_cross_entropy_with_logits(logits, y).backward()
+            flat_adam.step()
+            torch_adam.step()
+            flat_adam.zero_grad()
+            torch_adam.zero_grad()
+    for got, want in zip(ours.parameters(), reference.parameters()):
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-9)
+
+
+def test_flat_adam_gives_the_parameters_back_on_exit():
+    net = SQNNetwork(6, (8,), 5)
+    before = [parameter.detach().clone() for parameter in net.parameters()]
+    with FlatAdam(net.parameters(), lr=0.01) as flat_adam:
+        assert all(parameter.grad is not None for parameter in net.parameters())
+        flat_adam.values.add_(1.0)
+    storages = {parameter.untyped_storage().data_ptr() for parameter in net.parameters()}
+    assert len(storages) == len(before)  # each parameter its own storage again
+    for parameter, old in zip(net.parameters(), before):
+        assert parameter.grad is None and torch.equal(parameter.detach(), old + 1.0)
