@@ -95,13 +95,21 @@ def bernoulli_information_and_gradient(
     saturated neuron that gives its group away is still pushed back.
     """
     n = theta.shape[0]
-    counts, means = group_means(theta, groups, n_groups)
-    # Row 0 is the whole batch and row 1 + s group s, so that one entropy and one logit
-    # call serve both: I = H(mu) - sum_s p(s) H(mu_s).
-    means = torch.cat([theta.mean(dim=0, keepdim=True), means])
-    weights = torch.cat([counts.new_ones(1), counts / -n])
-    information = (weights @ binary_entropy(means)).sum()
+    # Row 0 is the whole batch and row 1 + s group s, so that each operation below runs
+    # once for both: I = H(mu) - sum_s p(s) H(mu_s). A training step is mostly the fixed
+    # cost of its operations, so their number is what this function keeps down.
+    sums = theta.new_zeros(n_groups + 1, theta.shape[1])
+    sums[1:].index_add_(0, groups, theta)
+    torch.sum(sums[1:], dim=0, out=sums[0])
+    counts = torch.bincount(groups, minlength=n_groups).to(theta.dtype)
+    sizes = torch.cat([counts.new_full((1,), n), counts])
+    means = sums.div_(sizes.clamp_min(1.0).unsqueeze(1))  # an absent group: mean 0, weight 0
+    weights = sizes.div_(-n)
+    weights[0] = 1.0
     slopes = torch.logit(means, _EPS)
+    # H(p) = softplus(l) - p l in nats, with l = logit(p): the slopes give the entropies.
+    entropies = torch.nn.functional.softplus(slopes).sub_(means * slopes)
+    information = (weights @ entropies).sum() / _LN2
     gradient = slopes[1:].index_select(0, groups).sub_(slopes[0]).div_(n * _LN2)
     return information, gradient
 

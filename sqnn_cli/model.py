@@ -30,7 +30,9 @@ class StochasticBinaryLayer(nn.Module):
         self.straight_through = straight_through
 
     def firing_probabilities(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pre_activation = self.temperature * self.linear(h)
+        pre_activation = self.linear(h)
+        if self.temperature != 1.0:  # one operation fewer per training step at the default
+            pre_activation = self.temperature * pre_activation
         return pre_activation, torch.sigmoid(pre_activation)
 
     @staticmethod
@@ -116,16 +118,17 @@ class SQNNetwork(nn.Module):
         and ``d_theta``: what ``loss.backward()`` gives through forward()'s graph with its
         straight-through estimator. ``d_theta`` is consumed."""
         theta = cached.theta
+        head_weight = self.head.weight[0]
         torch.mm(d_logits.unsqueeze(0), cached.bits, out=self.head.weight.grad)
         torch.sum(d_logits, dim=0, keepdim=True, out=self.head.bias.grad)
-        d_code = torch.outer(d_logits, self.head.weight[0])
         # aten's sigmoid_backward(g, theta) is g * theta * (1 - theta) in one operation,
-        # as autograd itself computes it.
+        # as autograd itself computes it; addr_ adds the head's outer product d_logits x w.
         if self.binary.straight_through == "sigmoid":  # the code passes as theta
-            d_pre_activation = torch.ops.aten.sigmoid_backward(d_code.add_(d_theta), theta)
+            d_output = torch.ops.aten.sigmoid_backward(d_theta.addr_(d_logits, head_weight), theta)
         else:  # the code passes as the pre-activation
-            d_pre_activation = d_code.add_(torch.ops.aten.sigmoid_backward(d_theta, theta))
-        d_output = d_pre_activation.mul_(self.binary.temperature)
+            d_output = torch.ops.aten.sigmoid_backward(d_theta, theta).addr_(d_logits, head_weight)
+        if self.binary.temperature != 1.0:
+            d_output.mul_(self.binary.temperature)
 
         linears = [*self._hidden_linears(), self.binary.linear]
         for index in reversed(range(len(linears))):
