@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .errors import InputError, TrainingDivergedError
 from .information import (
     bernoulli_mutual_information,
+    group_membership,
     joint_mutual_information,
     sampled_joint_mutual_information,
 )
@@ -199,6 +200,8 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         labels = torch.from_numpy(y.astype(np.float32)).to(device)
         groups = torch.from_numpy(group_index.astype(np.int64)).to(device)
         n_rows, batch_size, gamma = X.shape[0], int(self.batch_size), float(self.gamma)
+        # The closed-form step reads each row's group as an indicator row, autograd's as an index.
+        group_rows = group_membership(groups, len(self.groups_)) if self.method == "bernoulli" else groups
 
         self.history_: list[dict[str, float]] = []
         network.train()
@@ -209,7 +212,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
                 totals = torch.zeros(2, device=device)
                 for start in range(0, n_rows, batch_size):
                     rows = order[start : start + batch_size]
-                    batch = (features.index_select(0, rows), labels.index_select(0, rows), groups.index_select(0, rows))
+                    batch = (features.index_select(0, rows), labels.index_select(0, rows), group_rows.index_select(0, rows))
                     totals.add_(self._train_step(network, *batch, sample_generator), alpha=len(rows))
                     optimizer.step()
                 bce, mi = (totals / n_rows).tolist()
@@ -230,9 +233,10 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     def _train_step(
         self, network: SQNNetwork, x: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
-        """The batch's gradients into the parameters' ``.grad``; returns its (BCE, I)."""
+        """The batch's gradients into the parameters' ``.grad``; returns its (BCE, I).
+        ``groups`` are indicator rows for bernoulli, indices for joint (see ``fit``)."""
         if self.method == "bernoulli":
-            return closed_form_step(network, x, y, groups, gamma=float(self.gamma), n_groups=len(self.groups_), generator=generator)
+            return closed_form_step(network, x, y, groups, gamma=float(self.gamma), generator=generator)
         return autograd_step(network, x, y, groups, gamma=float(self.gamma), penalty=self._information_penalty, generator=generator)
 
     def _information_penalty(

@@ -20,6 +20,7 @@ __all__ = [
     "group_means",
     "bernoulli_mutual_information",
     "bernoulli_information_and_gradient",
+    "group_membership",
     "InformationEstimate",
     "FlowEstimate",
     "neuron_entropies",
@@ -75,42 +76,48 @@ def bernoulli_mutual_information(
     return flows if per_neuron else flows.sum()
 
 
+def group_membership(groups: torch.Tensor, n_groups: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(n, 1 + n_groups) indicators of each row: a column of ones (every row is in the
+    batch), then one column per group. The form ``bernoulli_information_and_gradient``
+    reads groups in, which turns its group sums and per-row slopes into matrix products."""
+    ones = torch.ones(len(groups), 1, dtype=dtype, device=groups.device)
+    return torch.cat([ones, torch.nn.functional.one_hot(groups, n_groups).to(dtype)], dim=1)
+
+
 @torch.no_grad()
 def bernoulli_information_and_gradient(
-    theta: torch.Tensor, groups: torch.Tensor, n_groups: int
+    theta: torch.Tensor, membership: torch.Tensor, *, weight: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The bernoulli loss (``bernoulli_mutual_information`` summed over neurons) and its
-    gradient with respect to ``theta``, in closed form.
+    """The bernoulli loss (``bernoulli_mutual_information`` summed over neurons) and the
+    gradient of ``weight`` times it with respect to ``theta``, in closed form.
 
-    With mu_i the batch's mean of theta_i and mu_si its mean over the rows of group s,
+    ``membership`` holds the rows' groups as ``group_membership`` builds them. With mu_i
+    the batch's mean of theta_i and mu_si its mean over the rows of group s,
     H'(p) = -logit(p) / ln 2 and p(s) = n_s / n give
 
         dI / dtheta_ji = (logit(mu_{s_j,i}) - logit(mu_i)) / (n ln 2):
 
     each row is pulled from its own group's mean towards the batch's. This is the
-    gradient autograd takes through ``bernoulli_mutual_information``, for a handful of
-    operations instead of some thirty, which is a quarter of a training step
-    (benchmarks/RESULTS.md). One difference, at saturation: a mean outside
+    gradient autograd takes through ``bernoulli_mutual_information``, for a dozen
+    operations instead of some forty; a training step is mostly the fixed cost of its
+    operations (benchmarks/RESULTS.md). One difference, at saturation: a mean outside
     (_EPS, 1 - _EPS) keeps the slope at the clamp where autograd's clamp gives 0, so a
     saturated neuron that gives its group away is still pushed back.
     """
     n = theta.shape[0]
-    # Row 0 is the whole batch and row 1 + s group s, so that each operation below runs
-    # once for both: I = H(mu) - sum_s p(s) H(mu_s). A training step is mostly the fixed
-    # cost of its operations, so their number is what this function keeps down.
-    sums = theta.new_zeros(n_groups + 1, theta.shape[1])
-    sums[1:].index_add_(0, groups, theta)
-    torch.sum(sums[1:], dim=0, out=sums[0])
-    counts = torch.bincount(groups, minlength=n_groups).to(theta.dtype)
-    sizes = torch.cat([counts.new_full((1,), n), counts])
-    means = sums.div_(sizes.clamp_min(1.0).unsqueeze(1))  # an absent group: mean 0, weight 0
+    # Row 0 is the whole batch and row 1 + s group s: I = H(mu) - sum_s p(s) H(mu_s).
+    sizes = membership.sum(dim=0)
+    means = (membership.t() @ theta).div_(sizes.clamp_min(1.0).unsqueeze(1))  # absent group: 0
     weights = sizes.div_(-n)
     weights[0] = 1.0
     slopes = torch.logit(means, _EPS)
     # H(p) = softplus(l) - p l in nats, with l = logit(p): the slopes give the entropies.
     entropies = torch.nn.functional.softplus(slopes).sub_(means * slopes)
     information = (weights @ entropies).sum() / _LN2
-    gradient = slopes[1:].index_select(0, groups).sub_(slopes[0]).div_(n * _LN2)
+    # Row j's membership row picks logit(mu_i) and logit(mu_{s_j,i}): negating the first
+    # makes their difference one product.
+    slopes[0].neg_()
+    gradient = membership @ slopes.mul_(weight / (n * _LN2))
     return information, gradient
 
 

@@ -41,7 +41,7 @@ class StochasticBinaryLayer(nn.Module):
         # u < theta with u uniform is a Bernoulli(theta) draw; on CPU it is several times
         # faster than torch.bernoulli, which samples element by element.
         uniform = torch.rand(theta.shape, generator=generator, device=theta.device, dtype=theta.dtype)
-        return (uniform < theta.detach()).to(theta.dtype)
+        return torch.lt(uniform, theta, out=uniform)  # comparisons carry no gradient
 
     def sample(self, pre_activation: torch.Tensor, theta: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         bits = self.draw(theta, generator)

@@ -67,8 +67,11 @@ class FlatAdam:
         beta1, beta2 = self.betas
         self._exp_avg.lerp_(self.grads, 1.0 - beta1)
         self._exp_avg_sq.mul_(beta2).addcmul_(self.grads, self.grads, value=1.0 - beta2)
-        denominator = self._exp_avg_sq.sqrt().div_(math.sqrt(1.0 - beta2**self._steps)).add_(self.eps)
-        self.values.addcdiv_(self._exp_avg, denominator, value=-self.lr / (1.0 - beta1**self._steps))
+        # lr m / (1 - beta1^t) / (sqrt(v / (1 - beta2^t)) + eps), with the bias corrections
+        # moved onto the scalars (Kingma & Ba's Algorithm 1 note): one buffer-wide operation fewer.
+        root_correction = math.sqrt(1.0 - beta2**self._steps)
+        denominator = self._exp_avg_sq.sqrt().add_(self.eps * root_correction)
+        self.values.addcdiv_(self._exp_avg, denominator, value=-self.lr * root_correction / (1.0 - beta1**self._steps))
 
 
 # Inference mode, unlike no_grad, also skips autograd's dispatch, about a microsecond on
@@ -78,19 +81,19 @@ def closed_form_step(
     network: SQNNetwork,
     x: torch.Tensor,
     y: torch.Tensor,
-    groups: torch.Tensor,
+    membership: torch.Tensor,
     *,
     gamma: float,
-    n_groups: int,
     generator: torch.Generator,
 ) -> torch.Tensor:
     """Gradients of ``gamma * sum_i I(T_i;S) + (1 - gamma) * BCE`` into the parameters'
-    ``.grad``, without autograd; returns the batch's (BCE, I) as a tensor."""
+    ``.grad``, without autograd; the rows' groups as ``group_membership`` gives them.
+    Returns the batch's (BCE, I) as a tensor."""
     logits, cached = network.training_pass(x, generator)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
     d_logits = torch.sigmoid(logits).sub_(y).mul_((1.0 - gamma) / len(y))
-    information, d_theta = bernoulli_information_and_gradient(cached.theta, groups, n_groups)
-    network.backpropagate(cached, d_logits, d_theta.mul_(gamma))
+    information, d_theta = bernoulli_information_and_gradient(cached.theta, membership, weight=gamma)
+    network.backpropagate(cached, d_logits, d_theta)
     return torch.stack([bce, information])
 
 

@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from sqnn_cli.information import bernoulli_information_and_gradient, bernoulli_mutual_information, binary_entropy
+from sqnn_cli.information import (
+    bernoulli_information_and_gradient,
+    bernoulli_mutual_information,
+    binary_entropy,
+    group_membership,
+)
 
 
 def brute_force_mi(theta: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -110,9 +115,11 @@ def test_closed_form_gradient_is_autograds(theta, n_groups, data):
     tracked = torch.tensor(theta, requires_grad=True)
     expected = bernoulli_mutual_information(tracked, groups, n_groups)
     expected.backward()
-    information, gradient = bernoulli_information_and_gradient(torch.tensor(theta), groups, n_groups)
+    weight = data.draw(st.floats(0.1, 1.0))
+    membership = group_membership(groups, n_groups, torch.float64)
+    information, gradient = bernoulli_information_and_gradient(torch.tensor(theta), membership, weight=weight)
     assert information.item() == pytest.approx(expected.item(), abs=1e-12)
-    assert torch.allclose(gradient, tracked.grad, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(gradient, weight * tracked.grad, rtol=1e-9, atol=1e-12)
 
 
 def test_closed_form_gradient_still_pushes_a_saturated_neuron_back():
@@ -120,6 +127,6 @@ def test_closed_form_gradient_still_pushes_a_saturated_neuron_back():
     # the closed form keeps the slope at the clamp, pulling them towards the batch mean.
     theta = torch.tensor([[0.2], [0.4], [1.0], [1.0]], dtype=torch.float64)
     groups = torch.tensor([0, 0, 1, 1])
-    information, gradient = bernoulli_information_and_gradient(theta, groups, 2)
+    information, gradient = bernoulli_information_and_gradient(theta, group_membership(groups, 2, theta.dtype))
     assert information.item() > 0.3
     assert (gradient[2:] > 0).all() and (gradient[:2] < 0).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sqnn_cli.information import bernoulli_mutual_information
+from sqnn_cli.information import bernoulli_mutual_information, group_membership
 from sqnn_cli.model import SQNNetwork
 from sqnn_cli.training import FlatAdam, autograd_step, closed_form_step
 
@@ -32,10 +32,13 @@ def bernoulli_penalty(theta, groups, generator):
     return information, information
 
 
-def gradients(net: SQNNetwork, step, **options) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def gradients(net: SQNNetwork, step, groups_as_rows: bool = False, **options) -> tuple[torch.Tensor, list[torch.Tensor]]:
     for parameter in net.parameters():
         parameter.grad = torch.full_like(parameter, float("nan"))  # whatever was there goes
-    terms = step(net, *batch(), generator=torch.Generator().manual_seed(7), **options)
+    x, y, groups = batch()
+    if groups_as_rows:
+        groups = group_membership(groups, N_GROUPS, torch.float64)
+    terms = step(net, x, y, groups, generator=torch.Generator().manual_seed(7), **options)
     return terms, [parameter.grad.clone() for parameter in net.parameters()]
 
 
@@ -48,7 +51,7 @@ def test_closed_form_step_gives_autograds_gradients(hidden, temperature, straigh
         network(hidden, temperature, straight_through), autograd_step, gamma=gamma, penalty=bernoulli_penalty
     )
     terms, actual = gradients(
-        network(hidden, temperature, straight_through), closed_form_step, gamma=gamma, n_groups=N_GROUPS
+        network(hidden, temperature, straight_through), closed_form_step, groups_as_rows=True, gamma=gamma
     )
     assert torch.allclose(terms, expected_terms, rtol=1e-12, atol=0)
     for got, want in zip(actual, expected):
