@@ -39,27 +39,38 @@ from peers import SEED, encode, load, outer_folds
 
 from sqnn_cli.estimator import SQNNClassifier
 from sqnn_cli.metrics import evaluate_scores
+from sqnn_cli.training import autograd_step
 
 
 class SeparationClassifier(SQNNClassifier):
     """sqnn whose information term is I(T;S | Y): experiment only, not a product option."""
 
-    def _train_step(self, network, optimizer, x, y, groups, generator):
-        logits, theta = network(x, generator)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-        information = torch.zeros((), device=x.device)
-        for label in (0.0, 1.0):
-            rows = y == label
-            if rows.sum() > 1:
-                _, term = self._information_penalty(
-                    theta[rows], groups[rows], generator
-                )
-                information = information + term * rows.float().mean()
-        loss = self.gamma * information + (1.0 - self.gamma) * bce
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return torch.stack([loss, bce, information]).detach()
+    def _train_step(self, network, x, y, groups, generator):
+        if (
+            groups.dim() == 2
+        ):  # bernoulli's indicator rows (SQNNClassifier.fit): indices
+            groups = groups[:, 1:].argmax(dim=1)
+
+        def separation(theta, groups, generator):
+            information = torch.zeros((), device=theta.device)
+            for label in (0.0, 1.0):
+                rows = y == label
+                if rows.sum() > 1:
+                    _, term = self._information_penalty(
+                        theta[rows], groups[rows], generator
+                    )
+                    information = information + term * rows.float().mean()
+            return information, information
+
+        return autograd_step(
+            network,
+            x,
+            y,
+            groups,
+            gamma=float(self.gamma),
+            penalty=separation,
+            generator=generator,
+        )
 
 
 VARIANTS = {
