@@ -4,7 +4,7 @@ Usage (from the repository root, after `pip install -e '.[test]'`; fairlearn is 
 extra):
 
     python benchmarks/speed_scale.py [--epochs 30] [--repeats 5]
-        [--scale-rows 100000,300000,1000000] [--scale-epochs 3] [--threads N]
+        [--scale-rows 100000,300000,1000000] [--scale-epochs 5] [--threads N]
         [--skip-throughput] [--skip-scale] [--quick]
         [--out benchmarks/speed_scale.json]
 
@@ -23,7 +23,8 @@ Measures, in one run:
      numpy default_rng(0); each column drawn independently from Adult's empirical
      distribution, income from a fixed logistic model of a few columns), each trained
      by `sqnn train FILE --sensitive sex --target income --epochs E` in a child
-     process: wall time, s/epoch from the bundle's history, the child's peak RSS
+     process: wall time, the median and the fastest epoch from the bundle's history
+     (linearity is judged on the fastest), the child's peak RSS
      against the data's in-memory pandas size and against a child that only imports
      the libraries. `sqnn train` holds nothing out and evaluates nothing by default.
 Every child inherits torch's default thread count unless --threads is given. Prints
@@ -155,6 +156,7 @@ def bundle_history(bundle: Path) -> dict[str, Any]:
         "rows_trained": meta["data"]["rows_trained"],
         "epoch_s": epochs,
         "median_epoch_s": statistics.median(epochs),
+        "fastest_epoch_s": min(epochs),
     }
 
 
@@ -286,7 +288,9 @@ def scale(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> dict:
                 "rss_over_data": rss / data_mib,
                 "rss_above_baseline_mib": above,
                 "rss_above_baseline_over_data": above / data_mib,
-                "epoch_s_per_100k_rows": history["median_epoch_s"] / (rows / 1e5),
+                # The fastest epoch, like the throughput's fastest fit: the slower ones
+                # measure this machine's slow spells as much as the row count.
+                "epoch_s_per_100k_rows": history["fastest_epoch_s"] / (rows / 1e5),
             }
         )
         csv.unlink()
@@ -413,16 +417,16 @@ def print_scale(s: dict[str, Any]) -> None:
     print(
         "| rows | CSV MiB | data MiB (pandas) | peak RSS MiB | RSS / data | "
         "RSS - baseline MiB | (RSS - baseline) / data | wall s | median s/epoch | "
-        "s/epoch per 100k rows |"
+        "fastest s/epoch | fastest s/epoch per 100k rows |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in s["results"]:
         print(
             f"| {r['rows']:,} | {r['csv_mib']:.1f} | {r['data_mib']:.1f} | "
             f"{r['peak_rss_mib']:.0f} | {r['rss_over_data']:.1f} | "
             f"{r['rss_above_baseline_mib']:.0f} | {r['rss_above_baseline_over_data']:.1f} | "
             f"{r['wall_s']:.1f} | {r['median_epoch_s']:.3f} | "
-            f"{r['epoch_s_per_100k_rows']:.3f} |"
+            f"{r['fastest_epoch_s']:.3f} | {r['epoch_s_per_100k_rows']:.3f} |"
         )
     print()
     print(
@@ -431,7 +435,8 @@ def print_scale(s: dict[str, Any]) -> None:
     )
     first, last = s["results"][0]["rows"], s["results"][-1]["rows"]
     print(
-        f"linear: time per epoch per row varies by {100 * s['epoch_time_per_row_change']:+.1f}%"
+        "linear: the fastest epoch's time per row varies by "
+        f"{100 * s['epoch_time_per_row_change']:+.1f}%"
         f" from {first:,} to {last:,} rows"
     )
     print(
@@ -465,7 +470,7 @@ def main() -> None:
         help="timed fits of each model, alternating [5]",
     )
     parser.add_argument("--scale-rows", default=None, help="[100000,300000,1000000]")
-    parser.add_argument("--scale-epochs", type=int, default=None, help="[3]")
+    parser.add_argument("--scale-epochs", type=int, default=None, help="[5]")
     parser.add_argument(
         "--threads",
         type=int,
@@ -484,7 +489,7 @@ def main() -> None:
     if args.throughput_rows is None:
         args.throughput_rows = quick.get("rows")
     if args.scale_epochs is None:
-        args.scale_epochs = quick.get("scale_epochs", 3)
+        args.scale_epochs = quick.get("scale_epochs", 5)
     rows = args.scale_rows or quick.get("scale_rows", "100000,300000,1000000")
     args.scale_rows = sorted(int(part) for part in rows.split(","))
 
