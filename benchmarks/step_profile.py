@@ -29,7 +29,7 @@ from sqnn_cli.estimator import SQNNClassifier
 from sqnn_cli.information import (
     bernoulli_information_and_gradient,
     bernoulli_mutual_information,
-    group_membership,
+    group_indicators,
 )
 from sqnn_cli.model import SQNNetwork
 from sqnn_cli.training import FlatAdam, autograd_step
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     X = torch.from_numpy(encode(features)[0])
     labels = torch.from_numpy(y.astype(np.float32))
     groups = torch.from_numpy(np.unique(s, return_inverse=True)[1].astype(np.int64))
-    membership = group_membership(groups, 2)
+    indicators = group_indicators(2)
     defaults = SQNNClassifier().get_params()
     gamma, batch = defaults["gamma"], defaults["batch_size"]
     torch.manual_seed(0)
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
             totals = torch.zeros(2)
             last = clock()
             for rows, x, y_batch in batches():
-                member = membership.index_select(0, rows)
+                member = indicators.index_select(0, groups.index_select(0, rows))
                 lap("gather")
                 with torch.inference_mode():
                     logits, cached = network.training_pass(x, generator)

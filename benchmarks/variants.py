@@ -45,32 +45,30 @@ from sqnn_cli.training import autograd_step
 class SeparationClassifier(SQNNClassifier):
     """sqnn whose information term is I(T;S | Y): experiment only, not a product option."""
 
-    def _train_step(self, network, x, y, groups, generator):
-        if (
-            groups.dim() == 2
-        ):  # bernoulli's indicator rows (SQNNClassifier.fit): indices
-            groups = groups[:, 1:].argmax(dim=1)
+    def _training_step(self, device):
+        def step(network, x, y, groups, *, generator):
+            def separation(theta, groups, generator):
+                information = torch.zeros((), device=theta.device)
+                for label in (0.0, 1.0):
+                    rows = y == label
+                    if rows.sum() > 1:
+                        _, term = self._information_penalty(
+                            theta[rows], groups[rows], generator
+                        )
+                        information = information + term * rows.float().mean()
+                return information, information
 
-        def separation(theta, groups, generator):
-            information = torch.zeros((), device=theta.device)
-            for label in (0.0, 1.0):
-                rows = y == label
-                if rows.sum() > 1:
-                    _, term = self._information_penalty(
-                        theta[rows], groups[rows], generator
-                    )
-                    information = information + term * rows.float().mean()
-            return information, information
+            return autograd_step(
+                network,
+                x,
+                y,
+                groups,
+                gamma=float(self.gamma),
+                penalty=separation,
+                generator=generator,
+            )
 
-        return autograd_step(
-            network,
-            x,
-            y,
-            groups,
-            gamma=float(self.gamma),
-            penalty=separation,
-            generator=generator,
-        )
+        return step
 
 
 VARIANTS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -15,12 +16,12 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .errors import InputError, TrainingDivergedError
 from .information import (
     bernoulli_mutual_information,
-    group_membership,
+    group_indicators,
     joint_mutual_information,
     sampled_joint_mutual_information,
 )
 from .model import STRAIGHT_THROUGH, SQNNetwork
-from .training import FlatAdam, autograd_step, closed_form_step
+from .training import FlatAdam, TrainingStep, autograd_step, closed_form_step
 
 __all__ = ["SQNNClassifier", "METHODS", "resolve_device", "TrainingDivergedError"]
 
@@ -200,8 +201,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         labels = torch.from_numpy(y.astype(np.float32)).to(device)
         groups = torch.from_numpy(group_index.astype(np.int64)).to(device)
         n_rows, batch_size, gamma = X.shape[0], int(self.batch_size), float(self.gamma)
-        # The closed-form step reads each row's group as an indicator row, autograd's as an index.
-        group_rows = group_membership(groups, len(self.groups_)) if self.method == "bernoulli" else groups
+        step = self._training_step(device)
 
         self.history_: list[dict[str, float]] = []
         network.train()
@@ -210,11 +210,21 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
                 started = time.perf_counter()
                 order = torch.randperm(n_rows, generator=shuffle_generator).to(device)
                 totals = torch.zeros(2, device=device)
-                for start in range(0, n_rows, batch_size):
-                    rows = order[start : start + batch_size]
-                    batch = (features.index_select(0, rows), labels.index_select(0, rows), group_rows.index_select(0, rows))
-                    totals.add_(self._train_step(network, *batch, sample_generator), alpha=len(rows))
-                    optimizer.step()
+                try:
+                    for start in range(0, n_rows, batch_size):
+                        rows = order[start : start + batch_size]
+                        batch = (features.index_select(0, rows), labels.index_select(0, rows), groups.index_select(0, rows))
+                        totals.add_(step(network, *batch, generator=sample_generator), alpha=len(rows))
+                        optimizer.step()
+                except RuntimeError:
+                    # Blown-up weights give NaN firing probabilities, which torch.bernoulli (the
+                    # sampled joint estimator's draws) refuses before the end-of-epoch check
+                    # below sees the loss.
+                    with torch.no_grad():
+                        _, theta = network.encode(batch[0])
+                    if torch.isfinite(theta).all():
+                        raise
+                    raise TrainingDivergedError(_MSG_DIVERGED.format(epoch=epoch, loss="nan")) from None
                 bce, mi = (totals / n_rows).tolist()
                 loss = gamma * mi + (1.0 - gamma) * bce
                 if not np.isfinite(loss):
@@ -230,14 +240,14 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         return self
 
-    def _train_step(
-        self, network: SQNNetwork, x: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, generator: torch.Generator
-    ) -> torch.Tensor:
-        """The batch's gradients into the parameters' ``.grad``; returns its (BCE, I).
-        ``groups`` are indicator rows for bernoulli, indices for joint (see ``fit``)."""
+    def _training_step(self, device: torch.device) -> TrainingStep:
+        """The step for the chosen method: the bernoulli loss in closed form, the joint
+        one through autograd (training.py)."""
+        gamma = float(self.gamma)
         if self.method == "bernoulli":
-            return closed_form_step(network, x, y, groups, gamma=float(self.gamma), generator=generator)
-        return autograd_step(network, x, y, groups, gamma=float(self.gamma), penalty=self._information_penalty, generator=generator)
+            indicators = group_indicators(len(self.groups_), device=device)
+            return functools.partial(closed_form_step, gamma=gamma, indicators=indicators)
+        return functools.partial(autograd_step, gamma=gamma, penalty=self._information_penalty)
 
     def _information_penalty(
         self, theta: torch.Tensor, groups: torch.Tensor, generator: torch.Generator
@@ -246,7 +256,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         loss differentiates (the same tensor, except for the sampled joint estimator,
         whose surrogate carries the score-function part of the gradient)."""
         n_groups = len(self.groups_)
-        if self.method == "bernoulli":
+        if self.method == "bernoulli":  # fit trains it in closed form; experiments use this
             mi = bernoulli_mutual_information(theta, groups, n_groups)
             return mi, mi
         if self.joint_samples is None:

@@ -20,7 +20,7 @@ __all__ = [
     "group_means",
     "bernoulli_mutual_information",
     "bernoulli_information_and_gradient",
-    "group_membership",
+    "group_indicators",
     "InformationEstimate",
     "FlowEstimate",
     "neuron_entropies",
@@ -76,12 +76,13 @@ def bernoulli_mutual_information(
     return flows if per_neuron else flows.sum()
 
 
-def group_membership(groups: torch.Tensor, n_groups: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(n, 1 + n_groups) indicators of each row: a column of ones (every row is in the
-    batch), then one column per group. The form ``bernoulli_information_and_gradient``
-    reads groups in, which turns its group sums and per-row slopes into matrix products."""
-    ones = torch.ones(len(groups), 1, dtype=dtype, device=groups.device)
-    return torch.cat([ones, torch.nn.functional.one_hot(groups, n_groups).to(dtype)], dim=1)
+def group_indicators(n_groups: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """(n_groups, 1 + n_groups): row s is a 1 (every row is in the batch), then the
+    indicator of group s. Indexed by a batch's group indices, it gives the membership
+    rows ``bernoulli_information_and_gradient`` reads, which turn its group sums and
+    per-row slopes into matrix products."""
+    ones = torch.ones(n_groups, 1, dtype=dtype, device=device)
+    return torch.cat([ones, torch.eye(n_groups, dtype=dtype, device=device)], dim=1)
 
 
 @torch.no_grad()
@@ -91,7 +92,8 @@ def bernoulli_information_and_gradient(
     """The bernoulli loss (``bernoulli_mutual_information`` summed over neurons) and the
     gradient of ``weight`` times it with respect to ``theta``, in closed form.
 
-    ``membership`` holds the rows' groups as ``group_membership`` builds them. With mu_i
+    ``membership`` holds one row per batch row, ``group_indicators(n_groups)[groups]``;
+    its cost grows with the number of groups, which is small in practice. With mu_i
     the batch's mean of theta_i and mu_si its mean over the rows of group s,
     H'(p) = -logit(p) / ln 2 and p(s) = n_s / n give
 
@@ -100,9 +102,10 @@ def bernoulli_information_and_gradient(
     each row is pulled from its own group's mean towards the batch's. This is the
     gradient autograd takes through ``bernoulli_mutual_information``, for a dozen
     operations instead of some forty; a training step is mostly the fixed cost of its
-    operations (benchmarks/RESULTS.md). One difference, at saturation: a mean outside
-    (_EPS, 1 - _EPS) keeps the slope at the clamp where autograd's clamp gives 0, so a
-    saturated neuron that gives its group away is still pushed back.
+    operations (benchmarks/RESULTS.md). At a group mean outside (_EPS, 1 - _EPS) the
+    slope at the clamp is kept where autograd's clamp passes 0. Only theta's gradient
+    differs: theta is then 0 or 1 to float precision, so the sigmoid's derivative,
+    which carries it into the network, is 0 or nearly so.
     """
     n = theta.shape[0]
     # Row 0 is the whole batch and row 1 + s group s: I = H(mu) - sum_s p(s) H(mu_s).

@@ -51,8 +51,9 @@ class StochasticBinaryLayer(nn.Module):
 
 @dataclass(frozen=True)
 class TrainingPass:
-    """What :meth:`SQNNetwork.backpropagate` needs of a forward pass: the input of each
-    Linear layer before the binary one (x, then each ReLU's output), theta, the bits."""
+    """What :meth:`SQNNetwork.backpropagate` needs of a forward pass: the input of every
+    Linear layer up to the binary layer's own (x, then each ReLU's output), theta, the
+    bits."""
 
     layer_inputs: list[torch.Tensor]
     theta: torch.Tensor
@@ -97,6 +98,7 @@ class SQNNetwork(nn.Module):
     # operations per batch, which dominate a step at batch sizes of a few hundred rows.
 
     def _hidden_linears(self) -> list[nn.Linear]:
+        # features is [Linear, ReLU]* by construction (__init__), which both passes rely on.
         return [layer for layer in self.features if isinstance(layer, nn.Linear)]
 
     @torch.no_grad()
@@ -113,14 +115,14 @@ class SQNNetwork(nn.Module):
 
     @torch.no_grad()
     def backpropagate(self, cached: TrainingPass, d_logits: torch.Tensor, d_theta: torch.Tensor) -> None:
-        """Write into every parameter's ``.grad`` (allocated beforehand) the gradient of a
-        loss whose derivatives with respect to the logits and to theta are ``d_logits``
-        and ``d_theta``: what ``loss.backward()`` gives through forward()'s graph with its
-        straight-through estimator. ``d_theta`` is consumed."""
+        """Write into every parameter's ``.grad`` (overwritten, or allocated if missing) the
+        gradient of a loss whose derivatives with respect to the logits and to theta are
+        ``d_logits`` and ``d_theta``: what ``loss.backward()`` gives through forward()'s
+        graph with its straight-through estimator. ``d_theta`` is consumed."""
         theta = cached.theta
         head_weight = self.head.weight[0]
-        torch.mm(d_logits.unsqueeze(0), cached.bits, out=self.head.weight.grad)
-        torch.sum(d_logits, dim=0, keepdim=True, out=self.head.bias.grad)
+        torch.mm(d_logits.unsqueeze(0), cached.bits, out=_grad_of(self.head.weight))
+        torch.sum(d_logits, dim=0, keepdim=True, out=_grad_of(self.head.bias))
         # aten's sigmoid_backward(g, theta) is g * theta * (1 - theta) in one operation,
         # as autograd itself computes it; addr_ adds the head's outer product d_logits x w.
         if self.binary.straight_through == "sigmoid":  # the code passes as theta
@@ -133,7 +135,16 @@ class SQNNetwork(nn.Module):
         linears = [*self._hidden_linears(), self.binary.linear]
         for index in reversed(range(len(linears))):
             inputs = cached.layer_inputs[index]
-            torch.mm(d_output.t(), inputs, out=linears[index].weight.grad)
-            torch.sum(d_output, dim=0, out=linears[index].bias.grad)
+            torch.mm(d_output.t(), inputs, out=_grad_of(linears[index].weight))
+            torch.sum(d_output, dim=0, out=_grad_of(linears[index].bias))
             if index:  # inputs is a ReLU's output, positive exactly where it let the gradient through
                 d_output = torch.ops.aten.threshold_backward(d_output @ linears[index].weight, inputs, 0)
+
+
+def _grad_of(parameter: nn.Parameter) -> torch.Tensor:
+    """The parameter's ``.grad`` to write into, allocated (outside inference mode, so that
+    autograd can add to it later) when it has none."""
+    if parameter.grad is None:
+        with torch.inference_mode(False):
+            parameter.grad = torch.zeros_like(parameter)
+    return parameter.grad

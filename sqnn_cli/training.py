@@ -18,10 +18,13 @@ import torch
 from .information import bernoulli_information_and_gradient
 from .model import SQNNetwork
 
-__all__ = ["FlatAdam", "closed_form_step", "autograd_step", "InformationPenalty"]
+__all__ = ["FlatAdam", "closed_form_step", "autograd_step", "InformationPenalty", "TrainingStep"]
 
 # (theta, groups, generator) -> (I(T;S) of the batch, the term the loss differentiates)
 InformationPenalty = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+# (network, x, y, groups, *, generator) -> the batch's (BCE, I), its gradients written into
+# the parameters' .grad: closed_form_step or autograd_step with their options bound.
+TrainingStep = Callable[..., torch.Tensor]
 
 
 class FlatAdam:
@@ -32,13 +35,16 @@ class FlatAdam:
     spent about 0.1 ms of Python per step (a sixth of a step) and, on first use, imports
     torch._dynamo: 1.1-1.5 s and 68 MiB for every ``sqnn train``.
 
-    Use it as a context manager: on exit each parameter gets storage of its own back and
-    its gradient is dropped, so the network saves and trains on like any other.
+    It works as a context manager: entering points the parameters into the buffers, and
+    on exit each parameter gets storage of its own back and its gradient is dropped, so
+    the network saves and trains on like any other.
     """
 
     def __init__(self, parameters: Iterable[torch.nn.Parameter], *, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
         self.parameters = list(parameters)
         self.lr, self.betas, self.eps = float(lr), betas, float(eps)
+
+    def __enter__(self) -> "FlatAdam":
         self.values = torch.cat([parameter.detach().reshape(-1) for parameter in self.parameters])
         self.grads = torch.zeros_like(self.values)
         self._exp_avg = torch.zeros_like(self.values)
@@ -50,8 +56,6 @@ class FlatAdam:
             parameter.data = self.values[offset : offset + size].view_as(parameter)
             parameter.grad = self.grads[offset : offset + size].view_as(parameter)
             offset += size
-
-    def __enter__(self) -> "FlatAdam":
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -82,14 +86,16 @@ def closed_form_step(
     network: SQNNetwork,
     x: torch.Tensor,
     y: torch.Tensor,
-    membership: torch.Tensor,
+    groups: torch.Tensor,
     *,
     gamma: float,
+    indicators: torch.Tensor,
     generator: torch.Generator,
 ) -> torch.Tensor:
     """Gradients of ``gamma * sum_i I(T_i;S) + (1 - gamma) * BCE`` into the parameters'
-    ``.grad``, without autograd; the rows' groups as ``group_membership`` gives them.
+    ``.grad``, without autograd; ``indicators`` is ``group_indicators(n_groups)``.
     Returns the batch's (BCE, I) as a tensor."""
+    membership = indicators.index_select(0, groups)
     logits, cached = network.training_pass(x, generator)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
     d_logits = torch.sigmoid(logits).sub_(y).mul_((1.0 - gamma) / len(y))

@@ -9,7 +9,7 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from sqnn_cli.errors import InputError
-from sqnn_cli.estimator import SQNNClassifier
+from sqnn_cli.estimator import SQNNClassifier, TrainingDivergedError
 from sqnn_cli.information import bernoulli_mutual_information
 
 SMALL = dict(hidden=(16,), code_size=8, epochs=15, batch_size=64, n_samples=8, device="cpu")
@@ -105,6 +105,17 @@ def test_more_groups_than_two_train_without_nan():
     s = rng.choice(["p", "q", "r", "t"], size=300)
     model = SQNNClassifier(gamma=0.5, **{**SMALL, "epochs": 3, "batch_size": 7}).fit(x, y, sensitive_features=s)
     assert all(np.isfinite(r["mi"]) for r in model.history_)
+
+
+@pytest.mark.parametrize(
+    "method", [{"method": "bernoulli"}, {"method": "joint"}, {"method": "joint", "joint_samples": 8}]
+)
+def test_diverging_training_is_reported_as_such_by_every_method(problem, method):
+    # The sampled joint estimator's torch.bernoulli refuses NaN probabilities mid-epoch;
+    # that too must surface as divergence, not as an internal error.
+    x, y, s = problem
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        SQNNClassifier(gamma=0.5, lr=1e30, **{**SMALL, "epochs": 2}, **method).fit(x, y, sensitive_features=s)
 
 
 @pytest.mark.parametrize(

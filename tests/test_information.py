@@ -15,7 +15,7 @@ from sqnn_cli.information import (
     bernoulli_information_and_gradient,
     bernoulli_mutual_information,
     binary_entropy,
-    group_membership,
+    group_indicators,
 )
 
 
@@ -116,17 +116,18 @@ def test_closed_form_gradient_is_autograds(theta, n_groups, data):
     expected = bernoulli_mutual_information(tracked, groups, n_groups)
     expected.backward()
     weight = data.draw(st.floats(0.1, 1.0))
-    membership = group_membership(groups, n_groups, torch.float64)
+    membership = group_indicators(n_groups, dtype=torch.float64)[groups]
     information, gradient = bernoulli_information_and_gradient(torch.tensor(theta), membership, weight=weight)
     assert information.item() == pytest.approx(expected.item(), abs=1e-12)
     assert torch.allclose(gradient, weight * tracked.grad, rtol=1e-9, atol=1e-12)
 
 
-def test_closed_form_gradient_still_pushes_a_saturated_neuron_back():
-    # Group 1's neuron is stuck at 1: autograd's clamp gives its rows no gradient there,
-    # the closed form keeps the slope at the clamp, pulling them towards the batch mean.
+def test_closed_form_keeps_the_slope_at_a_clamped_group_mean():
+    # Group 1's neuron is stuck at 1: autograd's clamp gives its rows no gradient with
+    # respect to theta, the closed form the slope at the clamp (see its docstring).
     theta = torch.tensor([[0.2], [0.4], [1.0], [1.0]], dtype=torch.float64)
     groups = torch.tensor([0, 0, 1, 1])
-    information, gradient = bernoulli_information_and_gradient(theta, group_membership(groups, 2, theta.dtype))
+    membership = group_indicators(2, dtype=theta.dtype)[groups]
+    information, gradient = bernoulli_information_and_gradient(theta, membership)
     assert information.item() > 0.3
     assert (gradient[2:] > 0).all() and (gradient[:2] < 0).all()

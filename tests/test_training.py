@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import pytest
 import torch
 
-from sqnn_cli.information import bernoulli_mutual_information, group_membership
+from sqnn_cli.estimator import SQNNClassifier
+
+from sqnn_cli.information import bernoulli_mutual_information, group_indicators
 from sqnn_cli.model import SQNNetwork
 from sqnn_cli.training import FlatAdam, autograd_step, closed_form_step
 
 N_GROUPS = 3
+INDICATORS = group_indicators(N_GROUPS, dtype=torch.float64)
 
 
 def batch(rows: int = 40, features: int = 6, seed: int = 0):
@@ -32,13 +38,10 @@ def bernoulli_penalty(theta, groups, generator):
     return information, information
 
 
-def gradients(net: SQNNetwork, step, groups_as_rows: bool = False, **options) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def gradients(net: SQNNetwork, step, **options) -> tuple[torch.Tensor, list[torch.Tensor]]:
     for parameter in net.parameters():
         parameter.grad = torch.full_like(parameter, float("nan"))  # whatever was there goes
-    x, y, groups = batch()
-    if groups_as_rows:
-        groups = group_membership(groups, N_GROUPS, torch.float64)
-    terms = step(net, x, y, groups, generator=torch.Generator().manual_seed(7), **options)
+    terms = step(net, *batch(), generator=torch.Generator().manual_seed(7), **options)
     return terms, [parameter.grad.clone() for parameter in net.parameters()]
 
 
@@ -51,12 +54,43 @@ def test_closed_form_step_gives_autograds_gradients(hidden, temperature, straigh
         network(hidden, temperature, straight_through), autograd_step, gamma=gamma, penalty=bernoulli_penalty
     )
     terms, actual = gradients(
-        network(hidden, temperature, straight_through), closed_form_step, groups_as_rows=True, gamma=gamma
+        network(hidden, temperature, straight_through), closed_form_step, gamma=gamma, indicators=INDICATORS
     )
     assert torch.allclose(terms, expected_terms, rtol=1e-12, atol=0)
     for got, want in zip(actual, expected):
         assert torch.allclose(got, want, rtol=1e-9, atol=1e-15)
     assert any(want.abs().max() > 1e-4 for want in expected)  # the comparison is not of zeros
+
+
+def test_closed_form_step_allocates_missing_gradients():
+    net = network((8,), 1.0, "sigmoid")
+    closed_form_step(net, *batch(), gamma=0.3, indicators=INDICATORS, generator=torch.Generator().manual_seed(7))
+    assert all(parameter.grad is not None and parameter.grad.abs().sum() > 0 for parameter in net.parameters())
+
+
+class AutogradSQNN(SQNNClassifier):
+    """The same classifier, its bernoulli loss trained through autograd."""
+
+    def _training_step(self, device):
+        def penalty(theta, groups, generator):
+            information = bernoulli_mutual_information(theta, groups, len(self.groups_))
+            return information, information
+
+        return functools.partial(autograd_step, gamma=float(self.gamma), penalty=penalty)
+
+
+@pytest.mark.parametrize("options", [{}, {"straight_through": "identity", "temperature": 2.0}])
+def test_fit_in_closed_form_trains_the_model_autograd_trains(options):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1001, 5)).astype(np.float32)  # batches of 100 leave a last one of 1
+    s = rng.integers(0, 3, size=1001)
+    y = (x[:, 0] + s > 1).astype(int)
+    settings = dict(gamma=0.6, hidden=(8,), code_size=4, epochs=3, batch_size=100, device="cpu", **options)
+    closed, reference = (cls(**settings).fit(x, y, sensitive_features=s) for cls in (SQNNClassifier, AutogradSQNN))
+    for ours, theirs in zip(closed.history_, reference.history_):
+        assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-5)
+    for got, want in zip(closed.network_.parameters(), reference.network_.parameters()):
+        assert torch.allclose(got, want, atol=1e-5)
 
 
 def test_flat_adam_takes_torch_adams_steps():
