@@ -4,7 +4,8 @@ Usage (from the repository root, after `pip install -e '.[test]'`; fairlearn is 
 extra):
 
     python benchmarks/speed_scale.py [--epochs 30] [--repeats 5]
-        [--scale-rows 100000,300000,1000000] [--scale-epochs 5] [--threads N]
+        [--scale-rows 100000,300000,1000000] [--scale-epochs 5] [--scale-repeats 2]
+        [--threads N]
         [--skip-throughput] [--skip-scale] [--quick]
         [--out benchmarks/speed_scale.json]
 
@@ -23,8 +24,9 @@ Measures, in one run:
      numpy default_rng(0); each column drawn independently from Adult's empirical
      distribution, income from a fixed logistic model of a few columns), each trained
      by `sqnn train FILE --sensitive sex --target income --epochs E` in a child
-     process: wall time, the median and the fastest epoch from the bundle's history
-     (linearity is judged on the fastest), the child's peak RSS
+     process, --scale-repeats times with the sizes in turns: wall time, the median and
+     the fastest epoch from the bundles' histories (linearity is judged on the
+     fastest), the children's highest peak RSS
      against the data's in-memory pandas size and against a child that only imports
      the libraries. `sqnn train` holds nothing out and evaluates nothing by default.
 Every child inherits torch's default thread count unless --threads is given. Prints
@@ -257,43 +259,68 @@ def default_train(args: argparse.Namespace, workdir: Path, env: dict[str, str]) 
 def scale(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> dict:
     baseline = run_child([sys.executable, "-c", BASELINE_IMPORTS], env)
     adult = pd.read_csv(args.data)
-    results = []
+    datasets: dict[int, dict[str, Any]] = {}
     for rows in args.scale_rows:
         csv = workdir / f"synthetic-{rows}.csv"
         started = time.perf_counter()
         synthesize(adult, rows).to_csv(csv, index=False)
         generated_s = time.perf_counter() - started
         frame = pd.read_csv(csv)
-        data_mib = frame.memory_usage(deep=True).sum() / MIB
-        positive_share = float((frame[TARGET] == POSITIVE).mean())
+        datasets[rows] = {
+            "csv": csv,
+            "generated_s": generated_s,
+            "csv_mib": csv.stat().st_size / MIB,
+            "data_mib": frame.memory_usage(deep=True).sum() / MIB,
+            "positive_share": float((frame[TARGET] == POSITIVE).mean()),
+        }
         del frame
-        bundle = workdir / f"synthetic-{rows}-model"
-        command = [*sqnn_command(), "train", str(csv), "--sensitive", SENSITIVE]
-        command += ["--target", TARGET, "--epochs", str(args.scale_epochs)]
-        command += ["--out", str(bundle)]
-        child = run_child(command, env)
-        history = bundle_history(bundle)
-        rss = child["peak_rss_mib"]
+
+    # The sizes take turns, --scale-repeats times, so that one of this machine's slow
+    # spells (see throughput) rarely covers every run of a size.
+    runs: dict[int, list[dict[str, Any]]] = {rows: [] for rows in args.scale_rows}
+    commands = {}
+    for _ in range(args.scale_repeats):
+        for rows, data in datasets.items():
+            bundle = workdir / f"synthetic-{rows}-model"
+            command = [*sqnn_command(), "train", str(data["csv"]), "--sensitive"]
+            command += [
+                SENSITIVE,
+                "--target",
+                TARGET,
+                "--epochs",
+                str(args.scale_epochs),
+            ]
+            command += ["--out", str(bundle), "--overwrite"]
+            commands[rows] = shlex.join(command)
+            runs[rows].append({**run_child(command, env), **bundle_history(bundle)})
+
+    results = []
+    for rows, data in datasets.items():
+        data.pop("csv").unlink()
+        each = runs[rows]
+        rss = max(run["peak_rss_mib"] for run in each)
         above = rss - baseline["peak_rss_mib"]
+        # The fastest epoch, like the throughput's fastest fit: the slower ones measure
+        # this machine's slow spells as much as the row count.
+        fastest = min(run["fastest_epoch_s"] for run in each)
         results.append(
             {
                 "rows": rows,
-                "command": shlex.join(command),
-                "generated_s": generated_s,
-                "csv_mib": csv.stat().st_size / MIB,
-                "data_mib": data_mib,
-                "positive_share": positive_share,
-                **child,
-                **history,
-                "rss_over_data": rss / data_mib,
+                "command": commands[rows],
+                **data,
+                "runs": each,
+                "wall_s": min(run["wall_s"] for run in each),
+                "peak_rss_mib": rss,
+                "median_epoch_s": statistics.median(
+                    seconds for run in each for seconds in run["epoch_s"]
+                ),
+                "fastest_epoch_s": fastest,
+                "rss_over_data": rss / data["data_mib"],
                 "rss_above_baseline_mib": above,
-                "rss_above_baseline_over_data": above / data_mib,
-                # The fastest epoch, like the throughput's fastest fit: the slower ones
-                # measure this machine's slow spells as much as the row count.
-                "epoch_s_per_100k_rows": history["fastest_epoch_s"] / (rows / 1e5),
+                "rss_above_baseline_over_data": above / data["data_mib"],
+                "epoch_s_per_100k_rows": fastest / (rows / 1e5),
             }
         )
-        csv.unlink()
     first, last = results[0], results[-1]
     per_row_change = last["epoch_s_per_100k_rows"] / first["epoch_s_per_100k_rows"] - 1
     worst = max(results, key=lambda r: r["rss_over_data"])
@@ -301,6 +328,7 @@ def scale(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> dict:
         "baseline_command": shlex.join([sys.executable, "-c", BASELINE_IMPORTS]),
         "baseline_peak_rss_mib": baseline["peak_rss_mib"],
         "epochs": args.scale_epochs,
+        "repeats": args.scale_repeats,
         "results": results,
         "epoch_time_per_row_change": per_row_change,
         "max_rss_over_data": worst["rss_over_data"],
@@ -412,12 +440,15 @@ def print_default_train(d: dict[str, Any], quick: bool) -> None:
 
 def print_scale(s: dict[str, Any]) -> None:
     print()
-    print(f"### Scale: synthetic Adult-schema CSVs, {s['epochs']} epochs each")
+    print(
+        f"### Scale: synthetic Adult-schema CSVs, {s['epochs']} epochs each, "
+        f"{s['repeats']} runs of each size in turns"
+    )
     print()
     print(
-        "| rows | CSV MiB | data MiB (pandas) | peak RSS MiB | RSS / data | "
-        "RSS - baseline MiB | (RSS - baseline) / data | wall s | median s/epoch | "
-        "fastest s/epoch | fastest s/epoch per 100k rows |"
+        "| rows | CSV MiB | data MiB (pandas) | highest peak RSS MiB | RSS / data | "
+        "RSS - baseline MiB | (RSS - baseline) / data | fastest run wall s | "
+        "median s/epoch | fastest s/epoch | fastest s/epoch per 100k rows |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in s["results"]:
@@ -471,6 +502,9 @@ def main() -> None:
     )
     parser.add_argument("--scale-rows", default=None, help="[100000,300000,1000000]")
     parser.add_argument("--scale-epochs", type=int, default=None, help="[5]")
+    parser.add_argument(
+        "--scale-repeats", type=int, default=2, help="runs of each size, in turns [2]"
+    )
     parser.add_argument(
         "--threads",
         type=int,
