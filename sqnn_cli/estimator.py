@@ -197,10 +197,12 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         shuffle_generator = torch.Generator().manual_seed(seed)
         sample_generator = torch.Generator(device=device).manual_seed(seed)
 
-        features = torch.from_numpy(X).to(device)
-        labels = torch.from_numpy(y.astype(np.float32)).to(device)
-        groups = torch.from_numpy(group_index.astype(np.int64)).to(device)
-        n_rows, batch_size, gamma = X.shape[0], int(self.batch_size), float(self.gamma)
+        data = (
+            torch.from_numpy(X).to(device),
+            torch.from_numpy(y.astype(np.float32)).to(device),
+            torch.from_numpy(group_index.astype(np.int64)).to(device),
+        )
+        n_rows, gamma = X.shape[0], float(self.gamma)
         step = self._training_step(device)
 
         self.history_: list[dict[str, float]] = []
@@ -209,22 +211,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             for epoch in range(1, int(self.epochs) + 1):
                 started = time.perf_counter()
                 order = torch.randperm(n_rows, generator=shuffle_generator).to(device)
-                totals = torch.zeros(2, device=device)
-                try:
-                    for start in range(0, n_rows, batch_size):
-                        rows = order[start : start + batch_size]
-                        batch = (features.index_select(0, rows), labels.index_select(0, rows), groups.index_select(0, rows))
-                        totals.add_(step(network, *batch, generator=sample_generator), alpha=len(rows))
-                        optimizer.step()
-                except RuntimeError:
-                    # Blown-up weights give NaN firing probabilities, which torch.bernoulli (the
-                    # sampled joint estimator's draws) refuses before the end-of-epoch check
-                    # below sees the loss.
-                    with torch.no_grad():
-                        _, theta = network.encode(batch[0])
-                    if torch.isfinite(theta).all():
-                        raise
-                    raise TrainingDivergedError(_MSG_DIVERGED.format(epoch=epoch, loss="nan")) from None
+                totals = self._train_epoch(network, optimizer, step, data, order, sample_generator, epoch)
                 bce, mi = (totals / n_rows).tolist()
                 loss = gamma * mi + (1.0 - gamma) * bce
                 if not np.isfinite(loss):
@@ -239,6 +226,38 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.classes_ = np.array([0, 1])
         return self
+
+    def _train_epoch(
+        self,
+        network: SQNNetwork,
+        optimizer: FlatAdam,
+        step: TrainingStep,
+        data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        order: torch.Tensor,
+        generator: torch.Generator,
+        epoch: int,
+    ) -> torch.Tensor:
+        """One pass over the rows of ``data`` (features, labels, groups) in ``order``, a
+        step per batch; returns the row-weighted sums of the batches' (BCE, I)."""
+        features, labels, groups = data
+        totals = torch.zeros(2, device=features.device)
+        batch_size = int(self.batch_size)
+        try:
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                batch = (features.index_select(0, rows), labels.index_select(0, rows), groups.index_select(0, rows))
+                totals.add_(step(network, *batch, generator=generator), alpha=len(rows))
+                optimizer.step()
+        except RuntimeError:
+            # Blown-up weights give NaN firing probabilities, which torch.bernoulli (the
+            # sampled joint estimator's draws) refuses before fit's end-of-epoch check sees
+            # the loss.
+            with torch.no_grad():
+                _, theta = network.encode(batch[0])
+            if torch.isfinite(theta).all():
+                raise
+            raise TrainingDivergedError(_MSG_DIVERGED.format(epoch=epoch, loss="nan")) from None
+        return totals
 
     def _training_step(self, device: torch.device) -> TrainingStep:
         """The step for the chosen method: the bernoulli loss in closed form, the joint
