@@ -86,14 +86,23 @@ def test_gradient_is_finite_at_saturated_probabilities():
     assert torch.isfinite(theta.grad).all()
 
 
+@st.composite
+def theta_and_groups(draw, min_rows: int, margin: float):
+    """(theta, groups, n_groups): firing probabilities in [margin, 1 - margin] of 1-4
+    neurons over min_rows-12 rows, and one of 2-4 groups per row (not every group need
+    occur)."""
+    theta = draw(
+        arrays(np.float64, st.tuples(st.integers(min_rows, 12), st.integers(1, 4)), elements=st.floats(margin, 1 - margin))
+    )
+    n_groups = draw(st.integers(2, 4))
+    groups = np.array(draw(st.lists(st.integers(0, n_groups - 1), min_size=len(theta), max_size=len(theta))))
+    return theta, groups, n_groups
+
+
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
-@given(
-    theta=arrays(np.float64, st.tuples(st.integers(2, 12), st.integers(1, 4)), elements=st.floats(0.01, 0.99)),
-    n_groups=st.integers(2, 4),
-    data=st.data(),
-)
-def test_matches_brute_force_joint_table(theta, n_groups, data):
-    groups = np.array(data.draw(st.lists(st.integers(0, n_groups - 1), min_size=len(theta), max_size=len(theta))))
+@given(case=theta_and_groups(min_rows=2, margin=0.01))
+def test_matches_brute_force_joint_table(case):
+    theta, groups, n_groups = case
     fast = mi(theta, groups, n_groups, per_neuron=True).numpy()
     assert fast == pytest.approx(brute_force_mi(theta, groups), abs=1e-6)
     # Information is non-negative and no neuron can know more than one bit or H(S).
@@ -104,18 +113,14 @@ def test_matches_brute_force_joint_table(theta, n_groups, data):
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
-@given(
-    theta=arrays(np.float64, st.tuples(st.integers(1, 12), st.integers(1, 4)), elements=st.floats(0.001, 0.999)),
-    n_groups=st.integers(2, 4),
-    data=st.data(),
-)
-def test_closed_form_gradient_is_autograds(theta, n_groups, data):
+@given(case=theta_and_groups(min_rows=1, margin=0.001), weight=st.floats(0.1, 1.0))
+def test_closed_form_gradient_is_autograds(case, weight):
     # Not every group need occur in the batch: an absent group must drop out of both.
-    groups = torch.tensor(data.draw(st.lists(st.integers(0, n_groups - 1), min_size=len(theta), max_size=len(theta))))
+    theta, groups, n_groups = case
+    groups = torch.from_numpy(groups)
     tracked = torch.tensor(theta, requires_grad=True)
     expected = bernoulli_mutual_information(tracked, groups, n_groups)
     expected.backward()
-    weight = data.draw(st.floats(0.1, 1.0))
     membership = group_indicators(n_groups, dtype=torch.float64)[groups]
     information, gradient = bernoulli_information_and_gradient(torch.tensor(theta), membership, weight=weight)
     assert information.item() == pytest.approx(expected.item(), abs=1e-12)
