@@ -5,8 +5,7 @@ extra):
 
     python benchmarks/speed_scale.py [--epochs 30] [--repeats 5]
         [--scale-rows 100000,300000,1000000] [--scale-epochs 5] [--scale-repeats 2]
-        [--threads N]
-        [--skip-throughput] [--skip-scale] [--quick]
+        [--threads N] [--skip-throughput] [--skip-scale] [--quick]
         [--out benchmarks/speed_scale.json]
 
 Measures, in one run:
@@ -193,8 +192,8 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     }
 
     # On this 2-core virtual machine the same fit has spells, several seconds long, of
-    # running up to 60 % slower, with no CPU steal recorded (/proc/stat); the cause is
-    # outside the guest. Fits alternate between the models and each model's fastest fit
+    # running up to nearly twice as slow, with no CPU steal recorded (/proc/stat); the
+    # cause is outside the guest. Fits alternate between the models and each model's fastest fit
     # is its figure, as timeit advises (slower ones measure the interference); the
     # medians are reported beside them.
     models = {
@@ -266,8 +265,14 @@ def scale(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> dict:
         synthesize(adult, rows).to_csv(csv, index=False)
         generated_s = time.perf_counter() - started
         frame = pd.read_csv(csv)
+        command = [*sqnn_command(), "train", str(csv), "--sensitive", SENSITIVE]
+        command += ["--target", TARGET, "--epochs", str(args.scale_epochs)]
+        bundle = workdir / f"synthetic-{rows}-model"
+        command += ["--out", str(bundle), "--overwrite"]
         datasets[rows] = {
             "csv": csv,
+            "bundle": bundle,
+            "train": command,
             "generated_s": generated_s,
             "csv_mib": csv.stat().st_size / MIB,
             "data_mib": frame.memory_usage(deep=True).sum() / MIB,
@@ -278,25 +283,16 @@ def scale(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> dict:
     # The sizes take turns, --scale-repeats times, so that one of this machine's slow
     # spells (see throughput) rarely covers every run of a size.
     runs: dict[int, list[dict[str, Any]]] = {rows: [] for rows in args.scale_rows}
-    commands = {}
     for _ in range(args.scale_repeats):
         for rows, data in datasets.items():
-            bundle = workdir / f"synthetic-{rows}-model"
-            command = [*sqnn_command(), "train", str(data["csv"]), "--sensitive"]
-            command += [
-                SENSITIVE,
-                "--target",
-                TARGET,
-                "--epochs",
-                str(args.scale_epochs),
-            ]
-            command += ["--out", str(bundle), "--overwrite"]
-            commands[rows] = shlex.join(command)
-            runs[rows].append({**run_child(command, env), **bundle_history(bundle)})
+            child = run_child(data["train"], env)
+            runs[rows].append({**child, **bundle_history(data["bundle"])})
 
     results = []
     for rows, data in datasets.items():
         data.pop("csv").unlink()
+        data.pop("bundle")
+        command = data.pop("train")
         each = runs[rows]
         rss = max(run["peak_rss_mib"] for run in each)
         above = rss - baseline["peak_rss_mib"]
@@ -306,7 +302,7 @@ def scale(args: argparse.Namespace, workdir: Path, env: dict[str, str]) -> dict:
         results.append(
             {
                 "rows": rows,
-                "command": commands[rows],
+                "command": shlex.join(command),
                 **data,
                 "runs": each,
                 "wall_s": min(run["wall_s"] for run in each),
