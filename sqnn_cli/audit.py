@@ -14,6 +14,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from . import rowwise
 from .errors import InputError
 from .estimator import SQNNClassifier
 from .information import (
@@ -182,10 +183,16 @@ def forest_audit(
     )
 
 
-def _sampled_codes(estimator: SQNNClassifier, X: np.ndarray, draws: int) -> np.ndarray:
-    """(draws, n, m) uint8: the same seeded draws that scoring uses."""
-    chunks = [bits.to(torch.uint8).cpu().numpy() for bits in estimator.code_draws(X, n_samples=draws)]
-    return np.concatenate(chunks, axis=1)
+def _sampled_codes(theta: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """(draws, n, m) uint8: codes drawn independently for every row, as the paper audits.
+
+    Not the draws scoring uses: those are keyed by each row's content (rowwise.py), so
+    identical rows share them, and a forest would then read the features' combination
+    off the code rather than what stochastic quantization leaves of S.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    probabilities = torch.from_numpy(np.ascontiguousarray(theta, dtype=np.float32))
+    return torch.bernoulli(probabilities.expand(draws, *probabilities.shape), generator=generator).to(torch.uint8).numpy()
 
 
 def neuron_flows(theta: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[tuple[NeuronFlows, ...], InformationEstimate]:
@@ -235,7 +242,7 @@ def audit_representation(
         raise InputError(f"cannot split for the audit with --test-size {test_size}: {exc}") from None
 
     theta = estimator.firing_probabilities(X).astype(np.float64)
-    codes = _sampled_codes(estimator, X, draws)
+    codes = _sampled_codes(theta, draws, seed)
 
     def stacked(view: np.ndarray, index: np.ndarray) -> np.ndarray:
         return view[:, index].reshape(-1, view.shape[-1])
@@ -375,10 +382,7 @@ def intervention_curves(
     for strategy, repeat, order in orders:
         for k in range(m + 1):
             weight, bias = _edited_head(estimator, order[:k], mode, mean_rates)
-            with torch.no_grad():
-                scores = torch.cat(
-                    [torch.sigmoid(bits @ weight.T + bias).squeeze(-1).mean(dim=0) for bits in draws]
-                ).double().numpy()
+            scores = torch.cat([rowwise.mean_probability(bits, weight, bias) for bits in draws]).cpu().numpy()
             result = evaluate_scores(y, scores, sensitive_features=groups, threshold=threshold, min_group_size=min_group_size)
             points.append(
                 InterventionPoint(strategy, repeat, k, tuple(order[:k]), result.auc, result.gpa, result.audc, result.dp_difference)

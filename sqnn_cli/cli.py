@@ -17,7 +17,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 
-from . import __version__, report
+from . import __version__, limits, report
 from .errors import InputError
 from .gates import check_gates, gates_from_options
 
@@ -52,7 +52,14 @@ def _command(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            if "threads" not in kwargs:
+                return func(*args, **kwargs)
+            from .estimator import limit_threads
+
+            # The whole command, not only training: scoring, the audit's forests and
+            # numpy's BLAS run on --threads too, and the counts come back afterwards.
+            with limit_threads(kwargs["threads"]):
+                return func(*args, **kwargs)
         except typer.Exit:
             raise
         except InputError as exc:
@@ -103,10 +110,28 @@ DataArg = Annotated[Path, typer.Argument(help="CSV file with a header row (.csv 
 ModelArg = Annotated[Path, typer.Argument(help="Model bundle directory written by `sqnn train`.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
 ThresholdOpt = Annotated[
-    float, typer.Option(min=0.0, max=1.0, help="Score at or above which a row is predicted positive.")
+    Optional[float],
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Score at or above which a row is predicted positive \\[default: the model's own, chosen in training "
+        "to maximise balanced accuracy on its training rows].",
+        show_default=False,
+    ),
 ]
 SamplesOpt = Annotated[
-    Optional[int], typer.Option("--samples", min=1, help="Code draws averaged per score \\[default: the model's].")
+    Optional[int],
+    typer.Option("--samples", min=1, max=limits.MAX_SAMPLES, help="Code draws averaged per score \\[default: the model's]."),
+]
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        min=1,
+        max=limits.MAX_THREADS,
+        help="Threads for torch, BLAS and OpenMP \\[default: 1, the fastest for networks this size, idle or busy]. "
+        "Results are bit-identical at equal thread counts only.",
+        show_default=False,
+    ),
 ]
 MinGroupOpt = Annotated[
     int, typer.Option(min=1, help="Groups with fewer rows are listed but left out of the across-group maxima.")
@@ -114,6 +139,27 @@ MinGroupOpt = Annotated[
 DropMissingOpt = Annotated[
     bool, typer.Option("--drop-missing", help="Leave out rows with a missing target or sensitive value (and report how many).")
 ]
+InfAsMissingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--inf-as-missing",
+        help="Treat inf and -inf in numeric columns as missing values (imputed and counted) instead of refusing the table.",
+    ),
+]
+AllowDegenerateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-degenerate",
+        help="Judge fairness gates even when the model predicts one class for every row (by default they fail: "
+        "a constant classifier is trivially fair).",
+    ),
+]
+
+
+def _cores(value: int) -> int:
+    if value == 0:
+        raise typer.BadParameter("0 cores would run nothing; pass -1 for all cores, or a positive count")
+    return value
 
 
 def _parse_hidden(text: str) -> tuple[int, ...]:
@@ -121,18 +167,21 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
         widths = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         widths = (0,)
-    if any(w <= 0 for w in widths) or (text.strip() and not widths):
-        raise InputError(f"--hidden expects positive layer widths separated by commas, e.g. 64,64; got '{text}'")
+    too_many = len(widths) > limits.MAX_HIDDEN_LAYERS
+    if too_many or any(not 0 < w <= limits.MAX_HIDDEN_WIDTH for w in widths) or (text.strip() and not widths):
+        raise InputError(
+            f"--hidden expects up to {limits.MAX_HIDDEN_LAYERS} layer widths from 1 to {limits.MAX_HIDDEN_WIDTH} "
+            f"separated by commas, e.g. 64,64; got '{text if len(text) <= 80 else text[:77] + '...'}'"
+        )
     return widths
 
 
 # -- the options of training, shared by train and sweep-gamma ---------------------------
 # The estimator's defaults, written once for both commands (the core is not imported here,
 # to keep --help fast); tests/test_cli.py checks they match SQNNClassifier's.
-# On the paper's selection criterion, AUC + (1-GPA) + (1-AUDC), gamma 0.5 beats the former
-# 0.2 on each of COMPAS, Adult and Bank; 0.6-0.8 sum marginally higher over the three but
-# cost Adult more (benchmarks/RESULTS.md, issue 6).
-DEFAULT_GAMMA = 0.5
+# The default gamma is the largest that costs at most 0.02 AUC on the inner folds of each
+# sample dataset's training part (benchmarks/default_gamma.py; README, "Choosing gamma").
+DEFAULT_GAMMA = 0.2
 DEFAULT_HIDDEN = "64,64"
 DEFAULT_EPOCHS = 30
 DEFAULT_BATCH_SIZE = 256
@@ -158,30 +207,44 @@ SensitiveBinsOpt = Annotated[
 SensitiveAsFeatureOpt = Annotated[
     bool, typer.Option("--sensitive-as-feature", help="Also give the sensitive columns to the model as inputs.")
 ]
-HiddenOpt = Annotated[str, typer.Option(help="Widths of the feature layers before the binary layer.")]
+HiddenOpt = Annotated[
+    str,
+    typer.Option(
+        help=f"Widths of the feature layers before the binary layer: up to {limits.MAX_HIDDEN_LAYERS} layers, "
+        f"each 1 to {limits.MAX_HIDDEN_WIDTH} wide."
+    ),
+]
 MethodOpt = Annotated[
     Method,
     typer.Option(help="bernoulli: sum over neurons of I(T_i;S) (the paper's BinaryBernoulli); joint: I(T;S) of the whole layer."),
 ]
 CodeSizeOpt = Annotated[
     Optional[int],
-    typer.Option(min=1, help="Number of stochastic binary neurons \\[default: 32 for bernoulli, 8 for joint].", show_default=False),
+    typer.Option(
+        min=1,
+        max=limits.MAX_CODE_SIZE,
+        help="Number of stochastic binary neurons \\[default: 32 for bernoulli, 8 for joint].",
+        show_default=False,
+    ),
 ]
 JointSamplesOpt = Annotated[
     Optional[int],
     typer.Option(
         min=2,
+        max=limits.MAX_JOINT_SAMPLES,
         help="joint only: sampled codes per batch for a Monte-Carlo I(T;S) \\[default: exact enumeration, code size <= 12].",
         show_default=False,
     ),
 ]
-EpochsOpt = Annotated[int, typer.Option(min=1)]
-BatchSizeOpt = Annotated[int, typer.Option(min=1)]
+EpochsOpt = Annotated[int, typer.Option(min=1, max=limits.MAX_EPOCHS)]
+BatchSizeOpt = Annotated[int, typer.Option(min=1, max=limits.MAX_BATCH_SIZE)]
 LrOpt = Annotated[float, typer.Option(help="Adam learning rate (positive).")]
 TemperatureOpt = Annotated[float, typer.Option(help="theta = sigmoid(temperature * a) (positive).")]
 StraightThroughOpt = Annotated[StraightThrough, typer.Option(help="Gradient surrogate for the sampled bits.")]
-TrainSamplesOpt = Annotated[int, typer.Option(min=1, help="Code draws averaged per score.")]
-SeedOpt = Annotated[int, typer.Option(help="Seeds initialisation, shuffling, sampling and scoring.")]
+TrainSamplesOpt = Annotated[int, typer.Option(min=1, max=limits.MAX_SAMPLES, help="Code draws averaged per score.")]
+SeedOpt = Annotated[
+    int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds initialisation, shuffling, sampling and scoring.")
+]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to train; auto takes a GPU when there is one.")]
 
 
@@ -223,7 +286,7 @@ def _estimator(*, gamma, method, hidden, code_size, joint_samples, temperature, 
         random_state=seed,
         device=device.value,
     )
-    estimator._validate_params()  # refuse bad options before any data is read or trained on
+    estimator._check_params()  # refuse bad options before any data is read or trained on
     return estimator
 
 
@@ -244,6 +307,7 @@ def train(
     sensitive_bins: SensitiveBinsOpt = None,
     sensitive_as_feature: SensitiveAsFeatureOpt = False,
     drop_missing: DropMissingOpt = False,
+    inf_as_missing: InfAsMissingOpt = False,
     gamma: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of I(T;S) in the loss; 0 ignores fairness.")] = DEFAULT_GAMMA,
     method: MethodOpt = Method.bernoulli,
     hidden: HiddenOpt = DEFAULT_HIDDEN,
@@ -257,11 +321,12 @@ def train(
     samples: TrainSamplesOpt = DEFAULT_SAMPLES,
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
+    threads: ThreadsOpt = None,
     test_size: Annotated[
         Optional[float],
         typer.Option(help="Hold out this fraction (stratified) and report its metrics.", show_default=False),
     ] = None,
-    threshold: ThresholdOpt = 0.5,
+    threshold: ThresholdOpt = None,
     min_group_size: MinGroupOpt = 30,
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Bundle directory to write \\[default: DATA-model].", show_default=False)
@@ -291,15 +356,15 @@ def train(
         temperature=temperature, straight_through=straight_through, epochs=epochs, batch_size=batch_size, lr=lr,
         samples=samples, seed=seed, device=device,
     )  # fmt: skip
+    bundle_dir = out if out is not None else fresh_bundle_path(data)
+    check_writable(bundle_dir, overwrite=overwrite, inputs=(data,))
     frame = read_table(data)
     roles = _roles(
         frame, target=target, sensitive=sensitive, positive=positive, drop=drop, sensitive_bins=sensitive_bins,
         sensitive_as_feature=sensitive_as_feature,
     )  # fmt: skip
-    bundle_dir = out if out is not None else fresh_bundle_path(data)
     if out is None:
         report.info(err, f"the model will be written to {bundle_dir}/ (choose with --out)")
-    check_writable(bundle_dir, overwrite=overwrite)
 
     with report.training_progress(err, epochs) as on_epoch:
         outcome = pipeline.train(
@@ -307,6 +372,7 @@ def train(
             roles,
             estimator,
             drop_missing=drop_missing,
+            inf_as_missing=inf_as_missing,
             test_size=test_size,
             threshold=threshold,
             min_group_size=min_group_size,
@@ -315,19 +381,23 @@ def train(
     meta = pipeline.training_meta(outcome, data_path=data, options=options)
     saved = save_bundle(bundle_dir, estimator=estimator, encoder=outcome.encoder, meta=meta, overwrite=overwrite)
 
+    from .estimator import THRESHOLD_RULE
+
     if outcome.rows_dropped:
         report.warn(err, f"{outcome.rows_dropped} row(s) with a missing target or sensitive value were left out")
     last = outcome.estimator.history_[-1]
     report.info(
         err,
         f"trained on {outcome.rows_trained} rows in {outcome.seconds:.1f} s: final loss {last['loss']:.4f}, "
-        f"BCE {last['bce']:.4f}, MI {last['mi']:.4f} bits; model saved to {saved}/",
+        f"BCE {last['bce']:.4f}, MI {last['mi']:.4f} bits; decision threshold {outcome.estimator.threshold_:.4g} "
+        f"({THRESHOLD_RULE}); model saved to {saved}/",
     )
     if outcome.test is not None:
-        for note in report.encoding_notes(outcome.test.encoding) + report.evaluation_notes(outcome.test.result, min_group_size):
+        for note in report.evaluation_warnings(outcome.test, min_group_size):
             report.warn(err, note)
         if not json_output:
             report.render_evaluation(err, outcome.test.result, title=f"held-out split ({test_size:g})")
+            report.info(err, report.threshold_note(outcome.test, rule=THRESHOLD_RULE))
     if json_output:
         summary = {
             "model": str(saved),
@@ -335,7 +405,8 @@ def train(
             "rows_dropped_missing": outcome.rows_dropped,
             "training_seconds": outcome.seconds,
             "final_epoch": last,
-            "test_metrics": outcome.test.result.to_dict() if outcome.test else None,
+            "decision_threshold": {"value": outcome.estimator.threshold_, "rule": THRESHOLD_RULE},
+            "test_metrics": outcome.test.to_dict() if outcome.test else None,
         }
         typer.echo(report.to_json(summary))
 
@@ -347,18 +418,25 @@ def evaluate(
     model: ModelArg,
     data: DataArg,
     json_output: JsonOpt = False,
-    threshold: ThresholdOpt = 0.5,
+    threshold: ThresholdOpt = None,
     samples: SamplesOpt = None,
+    threads: ThreadsOpt = None,
     min_group_size: MinGroupOpt = 30,
     drop_missing: DropMissingOpt = False,
+    inf_as_missing: InfAsMissingOpt = False,
+    allow_degenerate: AllowDegenerateOpt = False,
     max_gpa: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if GPA is above this.", show_default=False)] = None,
     max_audc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if AUDC is above this.", show_default=False)] = None,
     max_dp: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the DP difference is above this.", show_default=False)] = None,
+    max_eo: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the equalized odds difference is above this.", show_default=False)] = None,
     min_auc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if AUC is below this.", show_default=False)] = None,
+    min_balanced_accuracy: Annotated[
+        Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if balanced accuracy is below this.", show_default=False)
+    ] = None,
 ) -> None:
     """Score a labelled CSV with a trained model: accuracy, fairness and per-group metrics.
 
-    Column roles (target, sensitive columns, features) come from the model bundle. A gate whose metric cannot be estimated fails; it never passes silently.
+    Column roles (target, sensitive columns, features), the target's labels and the decision threshold come from the model bundle. A gate whose metric cannot be estimated fails, and so does a fairness gate on a model that predicts one class for every row: neither ever passes silently.
 
     [bold]Examples[/]
 
@@ -370,6 +448,8 @@ def evaluate(
     from .bundle import load_bundle
     from .data import read_table
 
+    from .estimator import THRESHOLD_RULE
+
     bundle = load_bundle(model)
     evaluation = pipeline.evaluate(
         bundle,
@@ -378,6 +458,7 @@ def evaluate(
         n_samples=samples,
         min_group_size=min_group_size,
         drop_missing=drop_missing,
+        inf_as_missing=inf_as_missing,
     )
     result = evaluation.result
     gates = gates_from_options(
@@ -385,25 +466,20 @@ def evaluate(
             "--max-gpa": ("gpa", "max", max_gpa),
             "--max-audc": ("audc", "max", max_audc),
             "--max-dp": ("dp_difference", "max", max_dp),
+            "--max-eo": ("eo_difference", "max", max_eo),
             "--min-auc": ("auc", "min", min_auc),
+            "--min-balanced-accuracy": ("balanced_accuracy", "min", min_balanced_accuracy),
         }
     )
-    outcomes = check_gates(result.to_dict(), gates)
+    outcomes = check_gates(result.to_dict(), gates, degenerate=result.degenerate, allow_degenerate=allow_degenerate)
 
-    if evaluation.rows_dropped:
-        report.warn(err, f"{evaluation.rows_dropped} row(s) with a missing target or sensitive value were left out")
-    for note in report.encoding_notes(evaluation.encoding) + report.evaluation_notes(result, min_group_size):
+    for note in report.evaluation_warnings(evaluation, min_group_size):
         report.warn(err, note)
     if json_output:
-        payload = {
-            **result.to_dict(),
-            "rows_dropped_missing": evaluation.rows_dropped,
-            **evaluation.encoding.to_dict(),
-            "gates": [o.to_dict() for o in outcomes],
-        }
-        typer.echo(report.to_json(payload))
+        typer.echo(report.to_json({**evaluation.to_dict(), "gates": [o.to_dict() for o in outcomes]}))
     else:
         report.render_evaluation(err, result, title=f"{data.name} scored by {model.name or model}")
+    report.info(err, report.threshold_note(evaluation, rule=THRESHOLD_RULE))
     report.render_gates(err, outcomes)
     if not all(o.passed for o in outcomes):
         raise typer.Exit(EXIT_GATE)
@@ -420,8 +496,10 @@ def predict(
         Optional[str],
         typer.Option("--id", help="Write only this column with the scores, instead of every input column.", show_default=False),
     ] = None,
-    threshold: ThresholdOpt = 0.5,
+    threshold: ThresholdOpt = None,
     samples: SamplesOpt = None,
+    threads: ThreadsOpt = None,
+    inf_as_missing: InfAsMissingOpt = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:
     """Score a CSV: writes its rows with a `score` (p(y=1)) and a 0/1 `prediction` column.
@@ -436,16 +514,19 @@ def predict(
     """
     from . import pipeline
     from .bundle import load_bundle
-    from .data import read_table, write_table
+    from .data import check_table_output, read_table, write_table
 
+    check_table_output(out, overwrite=overwrite, inputs=(data,))
     bundle = load_bundle(model)
     scored, encoding = pipeline.predict(
-        bundle, read_table(data), threshold=threshold, n_samples=samples, id_column=id_column
+        bundle, read_table(data), threshold=threshold, n_samples=samples, id_column=id_column, inf_as_missing=inf_as_missing
     )
     for note in report.encoding_notes(encoding):
         report.warn(err, note)
-    written = write_table(scored, out, overwrite=overwrite)
-    report.info(err, f"wrote {len(scored)} scored rows to {written}")
+    written = write_table(scored, out, overwrite=overwrite, inputs=(data,))
+    cut = bundle.estimator.threshold_ if threshold is None else threshold
+    where = "the model's own, chosen in training" if threshold is None else "given with --threshold"
+    report.info(err, f"wrote {len(scored)} scored rows to {written}; prediction = score >= {cut:.4g} ({where})")
 
 
 # -- audit-representation ---------------------------------------------------------------
@@ -454,22 +535,28 @@ def predict(
 def audit_representation(
     model: ModelArg,
     data: DataArg,
-    trees: Annotated[int, typer.Option(min=1, help="Trees per random forest (the paper used 1000).")] = 1000,
+    trees: Annotated[int, typer.Option(min=1, max=limits.MAX_TREES, help="Trees per random forest (the paper used 1000).")] = 1000,
     test_size: Annotated[float, typer.Option(help="Fraction of rows the forests are scored on.")] = 0.3,
-    draws: Annotated[int, typer.Option(min=1, help="Sampled codes stacked per row.")] = 1,
-    seed: Annotated[int, typer.Option(help="Seeds the split, the forests and the estimates.")] = 0,
-    n_jobs: Annotated[int, typer.Option(help="Cores for the forests; -1 uses all.")] = -1,
+    draws: Annotated[int, typer.Option(min=1, max=limits.MAX_AUDIT_DRAWS, help="Sampled codes stacked per row.")] = 1,
+    seed: Annotated[int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds the split, the forests and the estimates.")] = 0,
+    n_jobs: Annotated[
+        int, typer.Option(min=-1, max=limits.MAX_N_JOBS, callback=_cores, help="Cores for the forests; -1 uses all.")
+    ] = -1,
     json_output: JsonOpt = False,
     interventions: Annotated[
         bool, typer.Option("--interventions", help="Also remove the top-k neurons by each ranking, k = 0..m, and report the metrics.")
     ] = False,
     mode: Annotated[PruneMode, typer.Option(help="Remove a neuron by zeroing its outgoing weights, or clamp it to its mean firing rate.")] = PruneMode.zero,
-    random_repeats: Annotated[int, typer.Option(min=1, help="Random rankings averaged as the control.")] = 5,
+    random_repeats: Annotated[
+        int, typer.Option(min=1, max=limits.MAX_RANDOM_REPEATS, help="Random rankings averaged as the control.")
+    ] = 5,
     plot: Annotated[Optional[Path], typer.Option(help="With --interventions: write a PNG of bias against AUC per ranking.", show_default=False)] = None,
-    threshold: ThresholdOpt = 0.5,
+    threshold: ThresholdOpt = None,
     samples: SamplesOpt = None,
+    threads: ThreadsOpt = None,
     min_group_size: MinGroupOpt = 30,
     drop_missing: DropMissingOpt = False,
+    inf_as_missing: InfAsMissingOpt = False,
     max_adrg: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if ADRG of either audited view is above this.", show_default=False)] = None,
     max_leakage_auc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the leakage AUC of either view is above this.", show_default=False)] = None,
     max_mi: Annotated[Optional[float], typer.Option(min=0.0, help="Fail (exit 1) if the joint I(T;S) in bits is above this.", show_default=False)] = None,
@@ -498,7 +585,8 @@ def audit_representation(
         outcome = pipeline.audit(
             bundle, frame, trees=trees, test_size=test_size, draws=draws, seed=seed, n_jobs=n_jobs,
             interventions=interventions, mode=mode.value, random_repeats=random_repeats, threshold=threshold,
-            min_group_size=min_group_size, n_samples=samples, drop_missing=drop_missing, progress=progress,
+            min_group_size=min_group_size, n_samples=samples, drop_missing=drop_missing,
+            inf_as_missing=inf_as_missing, progress=progress,
         )  # fmt: skip
     audit = outcome.audit
     worst = {
@@ -548,12 +636,18 @@ def audit_representation(
 def prune(
     model: ModelArg,
     data: Annotated[Path, typer.Argument(help="Labelled CSV on which the neurons' information flows are ranked.", show_default=False)],
-    k: Annotated[int, typer.Option("--k", min=1, help="How many binary neurons to remove.", show_default=False)],
+    k: Annotated[
+        int, typer.Option("--k", min=1, max=limits.MAX_CODE_SIZE, help="How many binary neurons to remove.", show_default=False)
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory of the pruned bundle.", show_default=False)],
     by: Annotated[Ranking, typer.Option(help="bias: I(T_i;S); ratio: I(T_i;S)/I(T_i;y); conditional: I(T_i;S|T_-i).")] = Ranking.bias,
     mode: Annotated[PruneMode, typer.Option(help="Zero the neurons' outgoing weights, or clamp them to their mean firing rate.")] = PruneMode.zero,
-    seed: Annotated[int, typer.Option(help="Seeds the Monte-Carlo estimate behind conditional flows.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds the Monte-Carlo estimate behind conditional flows.")
+    ] = 0,
     drop_missing: DropMissingOpt = False,
+    inf_as_missing: InfAsMissingOpt = False,
+    threads: ThreadsOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle directory.")] = False,
 ) -> None:
     """Write a copy of a model without the k binary neurons that carry most information about S.
@@ -570,12 +664,13 @@ def prune(
     from .bundle import check_writable, load_bundle, save_bundle
     from .data import read_table
 
+    check_writable(out, overwrite=overwrite, inputs=(model, data))
     bundle = load_bundle(model)
-    check_writable(out, overwrite=overwrite)
     outcome = pipeline.prune(
-        bundle, read_table(data), k=k, by=by.value, mode=mode.value, data_path=data, seed=seed, drop_missing=drop_missing
+        bundle, read_table(data), k=k, by=by.value, mode=mode.value, data_path=data, seed=seed, drop_missing=drop_missing,
+        inf_as_missing=inf_as_missing,
     )
-    saved = save_bundle(out, estimator=outcome.estimator, encoder=bundle.encoder, meta=outcome.meta, overwrite=overwrite)
+    saved = save_bundle(out, estimator=outcome.estimator, encoder=bundle.encoder, meta=outcome.meta, overwrite=overwrite, inputs=(model,))
     removed = ", ".join(str(i) for i in outcome.removed)
     report.info(err, f"removed neuron(s) {removed} (by {by.value}, {mode.value}); pruned model saved to {saved}/")
 
@@ -590,8 +685,13 @@ def sweep_gamma(
     gammas: Annotated[
         Optional[str], typer.Option(help="Comma-separated gammas, e.g. 0,0.05,0.1 \\[default: --steps evenly spaced in [0, 1]].", show_default=False)
     ] = None,
-    steps: Annotated[int, typer.Option(min=2, help="Evenly spaced gammas in [0, 1] when --gammas is not given.")] = 11,
-    folds: Annotated[int, typer.Option(min=2, help="Stratified folds: each trains on the others and is scored on itself.")] = 3,
+    steps: Annotated[
+        int, typer.Option(min=2, max=limits.MAX_SWEEP_STEPS, help="Evenly spaced gammas in [0, 1] when --gammas is not given.")
+    ] = 11,
+    folds: Annotated[
+        int,
+        typer.Option(min=2, max=limits.MAX_FOLDS, help="Stratified folds: each trains on the others and is scored on itself."),
+    ] = 3,
     test: Annotated[
         Optional[Path], typer.Option("--test", help="Score every model on this fixed table instead of cross-validating.", show_default=False)
     ] = None,
@@ -601,6 +701,7 @@ def sweep_gamma(
     sensitive_bins: SensitiveBinsOpt = None,
     sensitive_as_feature: SensitiveAsFeatureOpt = False,
     drop_missing: DropMissingOpt = False,
+    inf_as_missing: InfAsMissingOpt = False,
     method: MethodOpt = Method.bernoulli,
     hidden: HiddenOpt = DEFAULT_HIDDEN,
     code_size: CodeSizeOpt = None,
@@ -613,11 +714,16 @@ def sweep_gamma(
     samples: TrainSamplesOpt = DEFAULT_SAMPLES,
     seed: SeedOpt = 0,
     device: DeviceOpt = Device.auto,
-    threshold: ThresholdOpt = 0.5,
+    threshold: ThresholdOpt = None,
     min_group_size: MinGroupOpt = 30,
     audit: Annotated[bool, typer.Option("--audit", help="Also audit each model's representation (random forests, joint I(T;S)).")] = False,
-    trees: Annotated[int, typer.Option(min=1, help="Trees per forest with --audit.")] = 1000,
-    n_jobs: Annotated[int, typer.Option(min=1, help="Runs trained at once, each on one torch thread; results equal --n-jobs 1.")] = 1,
+    trees: Annotated[int, typer.Option(min=1, max=limits.MAX_TREES, help="Trees per forest with --audit.")] = 1000,
+    n_jobs: Annotated[
+        int,
+        typer.Option(
+            min=1, max=limits.MAX_N_JOBS, help="Runs trained at once, each on one torch thread; results equal --n-jobs 1."
+        ),
+    ] = 1,
     backend: Annotated[Backend, typer.Option(help="local: this machine; dask: a Dask cluster (pip install 'sqnn[dask]').")] = Backend.local,
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address for --backend dask, e.g. tcp://host:8786.", show_default=False)] = None,
     plot: Annotated[bool, typer.Option("--plot", help="Write DIR/tradeoff.png: AUC against 1-GPA and 1-AUDC, coloured by gamma.")] = False,
@@ -632,7 +738,7 @@ def sweep_gamma(
 ) -> None:
     """Train a model per gamma and fold and show the fairness/accuracy trade-off curve.
 
-    Every finished run is appended to DIR/runs.jsonl at once, so a killed sweep loses only the runs in flight; the same command resumes it. The summary (mean and std over folds per gamma, Pareto-optimal gammas, the best gamma by dGPA, by dAUDC and by the paper's selection criterion AUC + (1-GPA) + (1-AUDC), correlations of gamma with 1-GPA, 1-AUDC and AUC) is written to DIR/summary.csv and DIR/summary.json.
+    Every finished run is appended to DIR/runs.jsonl at once, so a killed sweep loses only the runs in flight; the same command resumes it. One sweep at a time writes to DIR: another is refused (exit 2), naming it. The summary (mean and std over folds per gamma, Pareto-optimal gammas, the best gamma by dGPA, by dAUDC and by the paper's selection criterion AUC + (1-GPA) + (1-AUDC), correlations of gamma with 1-GPA, 1-AUDC and AUC) is written to DIR/summary.csv and DIR/summary.json.
 
     [bold]Examples[/]
 
@@ -645,6 +751,7 @@ def sweep_gamma(
     options = _plain_options({k: v for k, v in locals().items() if k not in {"data", "json_output", "overwrite", "out", "plot", "n_jobs", "backend", "scheduler"}})
     from . import sweep
     from .data import file_sha256, read_table
+    from .files import check_output_directory
 
     estimator = _estimator(
         gamma=0.0, method=method, hidden=hidden, code_size=code_size, joint_samples=joint_samples,
@@ -654,6 +761,7 @@ def sweep_gamma(
     if backend is Backend.dask and not scheduler:
         raise InputError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     grid = sweep.gamma_grid(_parse_floats(gammas, "--gammas") if gammas is not None else None, steps)
+    check_output_directory(out)
     frame = read_table(data)
     roles = _roles(
         frame, target=target, sensitive=sensitive, positive=positive, drop=drop, sensitive_bins=sensitive_bins,
@@ -667,6 +775,7 @@ def sweep_gamma(
         folds=1 if test is not None else folds,
         test_sha256=file_sha256(test) if test is not None else None,
         drop_missing=drop_missing,
+        inf_as_missing=inf_as_missing,
         threshold=threshold,
         min_group_size=min_group_size,
         audit=audit,
@@ -675,35 +784,41 @@ def sweep_gamma(
     # Every run is laid out (and the data checked) before the directory is touched, so a
     # refused table leaves no sweep behind that the corrected command would then clash with.
     all_tasks = sweep.make_tasks(plan, grid, frame, test_frame)
-    directory = sweep.SweepDirectory(out)
-    directory.open(plan, options=options, overwrite=overwrite)
-    finished, torn = directory.finished()
-    if torn:
-        report.warn(err, f"{torn} line(s) of {sweep.RUNS_FILE} were cut short by an earlier interruption and are ignored")
-    done = {(round(float(r["gamma"]), 10), int(r["fold"])) for r in finished}
-    tasks = [task for task in all_tasks if task.key not in done]
-    planned = len(grid) * plan.folds
-    if done:
-        report.info(err, f"resuming {out}/: {planned - len(tasks)} of {planned} runs already finished")
-    report.info(err, f"{len(tasks)} run(s) to train: {len(grid)} gammas x {plan.folds} fold(s), {n_jobs} at a time")
+    planned = len(all_tasks)
+    # Held until the summary is written: a second sweep into the same directory is refused.
+    with sweep.SweepDirectory(out).locked() as directory:
+        directory.open(plan, options=options, overwrite=overwrite)
+        finished, skipped = directory.finished()
+        if skipped:
+            more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+            report.warn(err, f"{len(skipped)} line(s) of {sweep.RUNS_FILE} are ignored: {'; '.join(skipped[:3])}{more}")
+        tasks = sweep.pending_tasks(all_tasks, finished)
+        if finished:
+            report.info(err, f"resuming {out}/: {planned - len(tasks)} of {planned} runs already finished")
+        if backend is Backend.dask:
+            how = f", on the Dask cluster at {scheduler}"
+        elif tasks:
+            workers = sweep.worker_count(n_jobs, len(tasks))
+            how = f", {workers} at a time" + (f" (--n-jobs {n_jobs} capped at the runs to train)" if workers < n_jobs else "")
+        else:
+            how = ""
+        report.info(err, f"{len(tasks)} run(s) to train: {len(grid)} gammas x {plan.folds} fold(s){how}")
 
-    interrupted = False
-    with report.task_progress(err) as progress:
-        try:
-            for count, record in enumerate(sweep.execute(tasks, n_jobs=n_jobs, backend=backend.value, scheduler=scheduler), 1):
-                directory.append(record)
-                if progress is not None:
-                    progress("runs", count, len(tasks))
-        except KeyboardInterrupt:
-            interrupted = True
-    records, _ = directory.finished()
-    wanted = set(grid)
-    records = [r for r in records if round(float(r["gamma"]), 10) in wanted]
-    summary = sweep.summarise(records, runs_planned=planned, folds=plan.folds)
-    csv_path, json_path = directory.write_summary(summary)
-    if plot and summary.rows:
-        plot_path = report.plot_tradeoff(summary, out / sweep.PLOT_FILE, title=f"{data.name}: gamma sweep ({method.value})")
-        report.info(err, f"wrote {plot_path}")
+        interrupted = False
+        with report.task_progress(err) as progress:
+            try:
+                for count, record in enumerate(sweep.execute(tasks, n_jobs=n_jobs, backend=backend.value, scheduler=scheduler), 1):
+                    directory.append(record)
+                    if progress is not None:
+                        progress("runs", count, len(tasks))
+            except KeyboardInterrupt:
+                interrupted = True
+        records, _ = directory.finished()
+        summary = sweep.summarise(sweep.planned_records(all_tasks, records), runs_planned=planned, folds=plan.folds)
+        csv_path, json_path = directory.write_summary(summary)
+        if plot and summary.rows:
+            plot_path = report.plot_tradeoff(summary, out / sweep.PLOT_FILE, title=f"{data.name}: gamma sweep ({method.value})")
+            report.info(err, f"wrote {plot_path}")
 
     best_gpa, best_audc = summary.row(summary.best_by_d_gpa) or {}, summary.row(summary.best_by_d_audc) or {}
     outcomes = check_gates(
@@ -757,7 +872,7 @@ def split(
         Optional[list[str]],
         typer.Option(help="Keep the proportions of this column's values on both sides; repeatable \\[default: the last column].", show_default=False),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seeds the shuffle.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds the shuffle.")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
 ) -> None:
     """Split a CSV into stratified training and held-out files, for an honest `evaluate`.
@@ -769,7 +884,7 @@ def split(
       sqnn split adult.csv.gz --train tr.csv.gz --test te.csv.gz --stratify income --stratify sex
     """
     from . import pipeline
-    from .data import read_table, write_table
+    from .data import check_table_output, read_table, write_table
 
     frame = read_table(data)
     columns = stratify if stratify else [str(frame.columns[-1])]
@@ -778,13 +893,10 @@ def split(
     if train_out.resolve() == test_out.resolve():
         raise InputError("--train and --test name the same file")
     for path in (train_out, test_out):
-        if path.is_dir():
-            raise InputError(f"output path '{path}' is a directory")
-        if path.exists() and not overwrite:
-            raise InputError(f"output file '{path}' already exists; pass --overwrite to replace it")
+        check_table_output(path, overwrite=overwrite, inputs=(data,))
     train_rows, test_rows = pipeline.split(frame, test_size=test_size, stratify=columns, seed=seed)
-    write_table(train_rows, train_out, overwrite=overwrite)
-    write_table(test_rows, test_out, overwrite=overwrite)
+    write_table(train_rows, train_out, overwrite=overwrite, inputs=(data,))
+    write_table(test_rows, test_out, overwrite=overwrite, inputs=(data,))
     report.info(err, f"wrote {len(train_rows)} training rows to {train_out} and {len(test_rows)} held-out rows to {test_out}")
 
 

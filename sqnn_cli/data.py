@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -18,6 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from . import files
 from .errors import InputError
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "csv_line_numbers",
     "MAX_SENSITIVE_LEVELS",
     "write_table",
+    "check_table_output",
     "infer_positive_label",
     "group_labels",
 ]
@@ -56,7 +57,7 @@ MSG_NOT_A_FILE = "'{path}' is not a file"
 MSG_EMPTY = "data file '{path}' has no rows"
 MSG_UNREADABLE = "cannot read '{path}' as CSV: {reason}"
 MSG_DUPLICATE_COLUMNS = "data file '{path}' repeats the column name(s) {columns}; column names must be unique"
-MSG_MISSING_COLUMN = "column '{column}' is not in the data (columns: {columns})"
+MSG_MISSING_COLUMN = "{what} not in the data (columns: {available})"
 MSG_NOT_BINARY = (
     "target '{column}' has {count} distinct values ({values}); "
     "pass --positive VALUE to choose the positive class"
@@ -74,6 +75,15 @@ MSG_MISSING_ROWS = (
     "fix them or pass --drop-missing to leave them out"
 )
 MSG_ALL_MISSING = "column '{column}' is entirely empty; leave it out with --drop {column}"
+MSG_INFINITE = (
+    "column '{column}' has {count} infinite value(s) (CSV lines {lines}); fix them or pass "
+    "--inf-as-missing to treat them as missing values"
+)
+MSG_UNKNOWN_LABELS = (
+    "target '{column}' has value(s) {found} that the model was not trained on (it knows {known}, "
+    "positive class {positive!r}); recode them"
+)
+MSG_PROBLEMS = "{count} problems in the data: {problems}"
 MSG_NO_FEATURES = "no feature columns are left after removing the target, sensitive and dropped columns"
 MSG_ROLE_CLASH = "column '{column}' cannot be both {first} and {second}"
 MSG_BAD_BINS = "--sensitive-bins expects COLUMN=EDGE,EDGE,... with numeric edges, got '{spec}'"
@@ -91,6 +101,8 @@ class ColumnRoles:
     dropped: tuple[str, ...] = ()
     sensitive_bins: dict[str, tuple[float, ...]] = field(default_factory=dict)
     sensitive_as_feature: bool = False
+    labels: tuple[str, ...] = ()
+    """Every target value seen in training, as labels; () for bundles that predate it."""
 
     def to_dict(self) -> dict:
         return {
@@ -101,6 +113,7 @@ class ColumnRoles:
             "dropped": list(self.dropped),
             "sensitive_bins": {k: list(v) for k, v in self.sensitive_bins.items()},
             "sensitive_as_feature": self.sensitive_as_feature,
+            "labels": list(self.labels),
         }
 
     @classmethod
@@ -113,6 +126,7 @@ class ColumnRoles:
             dropped=tuple(data.get("dropped", ())),
             sensitive_bins={k: tuple(float(e) for e in v) for k, v in data.get("sensitive_bins", {}).items()},
             sensitive_as_feature=bool(data.get("sensitive_as_feature", False)),
+            labels=tuple(str(label) for label in data.get("labels", ())),
         )
 
 
@@ -201,10 +215,12 @@ def _label(value: object) -> str:
 
 
 def _require_columns(frame: pd.DataFrame, columns: Iterable[str]) -> None:
-    for column in columns:
-        if column not in frame.columns:
-            listing = ", ".join(map(str, frame.columns[:20])) + (", ..." if frame.shape[1] > 20 else "")
-            raise InputError(MSG_MISSING_COLUMN.format(column=column, columns=listing))
+    absent = [column for column in dict.fromkeys(columns) if column not in frame.columns]
+    if absent:
+        listing = ", ".join(map(str, frame.columns[:20])) + (", ..." if frame.shape[1] > 20 else "")
+        names = ", ".join(f"'{column}'" for column in absent)
+        what = f"column {names} is" if len(absent) == 1 else f"columns {names} are"
+        raise InputError(MSG_MISSING_COLUMN.format(what=what, available=listing))
 
 
 def infer_positive_label(series: pd.Series, column: str, positive: str | None) -> str:
@@ -286,6 +302,7 @@ def resolve_roles(
     if not features:
         raise InputError(MSG_NO_FEATURES)
     positive_label = infer_positive_label(frame[target_column], target_column, positive)
+    labels = sorted({_label(v) for v in frame[target_column].dropna().unique()}, key=_sort_key)
     return ColumnRoles(
         target=target_column,
         positive_label=positive_label,
@@ -294,6 +311,7 @@ def resolve_roles(
         dropped=drop,
         sensitive_bins=sensitive_bins,
         sensitive_as_feature=sensitive_as_feature,
+        labels=tuple(labels),
     )
 
 
@@ -331,6 +349,7 @@ def prepare(
     roles: ColumnRoles,
     *,
     drop_missing: bool = False,
+    inf_as_missing: bool = False,
     need_target: bool = True,
     need_sensitive: bool = True,
     min_groups: int = 2,
@@ -338,8 +357,11 @@ def prepare(
 ) -> PreparedData:
     """Validate a table against its roles and split it into arrays, row for row.
 
-    ``for_training`` adds what only fitting needs: both classes present and no feature
-    column that is entirely empty (it could not be imputed or scaled).
+    Every problem the table has (missing targets or groups, infinite numbers, target
+    values the model does not know) is found before any is reported, and all of them
+    are refused together, so a user fixes the file once. ``for_training`` adds what
+    only fitting needs: both classes present and no feature column that is entirely
+    empty (it could not be imputed or scaled).
     """
     required = list(roles.features)
     if need_target:
@@ -348,6 +370,7 @@ def prepare(
         required.extend(roles.sensitive)
     _require_columns(frame, required)
 
+    problems: list[str] = []
     missing = pd.Series(False, index=frame.index)
     groups = group_labels(frame, roles) if need_sensitive else None
     checks: list[tuple[str, pd.Series]] = []
@@ -359,11 +382,33 @@ def prepare(
     for what, mask in checks:
         if mask.any() and not drop_missing:
             positions = np.flatnonzero(mask.to_numpy())
-            raise InputError(MSG_MISSING_ROWS.format(count=len(positions), what=what, lines=csv_line_numbers(positions)))
+            problems.append(MSG_MISSING_ROWS.format(count=len(positions), what=what, lines=csv_line_numbers(positions)))
         missing |= mask
 
-    keep = ~missing
-    kept = frame.loc[keep]
+    features = frame.loc[:, list(roles.features)]
+    infinite = _infinite_values(features)
+    if infinite and inf_as_missing:
+        features = features.copy()
+        for column, mask in infinite.items():
+            features.loc[mask, column] = np.nan
+    elif infinite:
+        for column, mask in infinite.items():
+            positions = np.flatnonzero(mask)
+            problems.append(MSG_INFINITE.format(column=column, count=len(positions), lines=csv_line_numbers(positions)))
+
+    labels = frame[roles.target].map(_label, na_action="ignore") if need_target else None
+    if labels is not None and not for_training:
+        labels, problem = _known_labels(labels, roles)
+        if problem:
+            problems.append(problem)
+
+    if len(problems) == 1:
+        raise InputError(problems[0])
+    if problems:
+        raise InputError(MSG_PROBLEMS.format(count=len(problems), problems="; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))))
+
+    keep = (~missing).to_numpy()
+    kept = features.loc[keep]
     if len(kept) == 0:
         raise InputError("no rows are left after leaving out rows with missing values")
     for column in roles.features if for_training else ():
@@ -371,8 +416,8 @@ def prepare(
             raise InputError(MSG_ALL_MISSING.format(column=column))
 
     y = None
-    if need_target:
-        y = (kept[roles.target].map(_label) == roles.positive_label).to_numpy(dtype=np.int64)
+    if labels is not None:
+        y = (labels.loc[keep] == roles.positive_label).to_numpy(dtype=np.int64)
         if for_training and y.min() == y.max():
             present = roles.positive_label if y[0] else f"not {roles.positive_label!r}"
             raise InputError(MSG_SINGLE_CLASS.format(column=roles.target, value=present))
@@ -384,7 +429,7 @@ def prepare(
             names = ", ".join(f"'{c}'" for c in roles.sensitive)
             raise InputError(MSG_SINGLE_GROUP.format(columns=names, group=distinct[0]))
     return PreparedData(
-        features=kept.loc[:, list(roles.features)],
+        features=kept,
         y=y,
         groups=group_array,
         rows_dropped=int(missing.sum()),
@@ -392,25 +437,82 @@ def prepare(
     )
 
 
+def _infinite_values(features: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Row masks of the infinite values in each numeric column that has any.
 
-def write_table(frame: pd.DataFrame, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write a CSV (gzipped for a .gz name) through a temporary file and a rename, so a
-    reader never sees half a file and an interrupted run leaves the old one in place."""
+    pandas reads "inf" and "-inf" in a numeric column as floats; standardising one would
+    turn the whole column into NaN. A number too large for a float ("1e999") reads as
+    infinite too.
+    """
+    found = {}
+    for column in features.columns:
+        series = features[column]
+        if pd.api.types.is_float_dtype(series):
+            mask = np.isinf(series.to_numpy(dtype=float, na_value=np.nan))
+            if mask.any():
+                found[str(column)] = mask
+    return found
+
+
+def _known_labels(labels: pd.Series, roles: ColumnRoles) -> tuple[pd.Series, str | None]:
+    """Target labels mapped onto the ones the model was trained on, and the problem with
+    those it does not know (None if there are none).
+
+    A label that differs from a training label only in case is that label when the match
+    is unambiguous (the rule --positive follows). Without a known label set (a bundle from
+    before it was recorded) a table may hold the positive label and one other value.
+    """
+    present = [label for label in labels.dropna().unique()]
+    known = list(roles.labels)
+    if not known:
+        others = sorted({label for label in present if label != roles.positive_label}, key=_sort_key)
+        if len(others) <= 1:
+            return labels, None
+        return labels, MSG_UNKNOWN_LABELS.format(
+            column=roles.target, found=_format_values(others), known="two labels", positive=roles.positive_label
+        )
+    folded: dict[str, list[str]] = {}
+    for label in known:
+        folded.setdefault(label.lower(), []).append(label)
+    renames, unknown = {}, []
+    for label in present:
+        if label in known:
+            continue
+        candidates = folded.get(label.lower(), [])
+        if len(candidates) == 1:
+            renames[label] = candidates[0]
+        else:
+            unknown.append(label)
+    if unknown:
+        return labels, MSG_UNKNOWN_LABELS.format(
+            column=roles.target,
+            found=_format_values(sorted(unknown, key=_sort_key)),
+            known=_format_values(known),
+            positive=roles.positive_label,
+        )
+    return (labels.replace(renames) if renames else labels), None
+
+
+def check_table_output(path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse, before any work is done, a CSV output that :func:`write_table` would refuse
+    or could not write: a format sqnn does not write, an existing file without
+    ``overwrite``, a directory, one of the command's ``inputs``, an unwritable place."""
     path = Path(path)
     if not path.name.endswith((".csv", ".csv.gz")):
         raise InputError(f"output file '{path}' must end in .csv or .csv.gz, the formats sqnn writes")
-    if path.exists() and not overwrite:
-        raise InputError(f"output file '{path}' already exists; pass --overwrite to replace it")
-    if path.exists() and path.is_dir():
+    files.check_not_an_input(path, inputs)
+    files.check_output_location(path)
+    if path.is_dir():
         raise InputError(f"output path '{path}' is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    try:
-        compression = {"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None
-        frame.to_csv(temporary, index=False, compression=compression)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    if os.path.lexists(path) and not overwrite:
+        raise InputError(f"output file '{path}' already exists; pass --overwrite to replace it")
     return path
+
+
+def write_table(frame: pd.DataFrame, path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
+    """Write a CSV (gzipped for a .gz name) through a temporary file and a rename, so a
+    reader never sees half a file and an interrupted run leaves the old one in place."""
+    path = check_table_output(path, overwrite=overwrite, inputs=inputs)
+    # The temporary's name does not end in .gz, so the compression is named, not inferred.
+    compression = {"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None
+    return files.atomic_write(path, lambda temporary: frame.to_csv(temporary, index=False, compression=compression))

@@ -26,6 +26,7 @@ __all__ = [
     "EvaluationResult",
     "GroupMetrics",
     "area_under_discrimination_curve",
+    "balanced_accuracy_threshold",
     "cross_group_pairwise_accuracy",
     "demographic_parity_difference",
     "discrimination_curve",
@@ -83,6 +84,10 @@ class EvaluationResult:
     threshold: float
     groups: tuple[GroupMetrics, ...]
     small_groups: tuple[str, ...]
+    positive_rate: float
+    """Share of rows predicted positive at the threshold."""
+    degenerate: bool
+    """Every row is predicted the same class: a constant classifier, trivially "fair"."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python view that ``json.dumps(..., allow_nan=False)`` accepts."""
@@ -365,6 +370,32 @@ def _group_metrics(
     )
 
 
+def balanced_accuracy_threshold(y_true, y_score) -> float:
+    """The score cut that maximises balanced accuracy, (TPR + TNR) / 2, on these rows.
+
+    Rows with ``y_score >= cut`` are predicted positive. Cuts lie halfway between
+    consecutive distinct scores (or just outside their range), so the rule does not
+    hinge on a score that sits exactly on the cut; among equally good cuts, the one
+    nearest 0.5 wins. With a single class the result is 0.5.
+    """
+    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
+    y_score = _as_scores(y_score, unit_interval=True)
+    _check_lengths(y_true, y_score)
+    positives, negatives = int(y_true.sum()), int(y_true.size - y_true.sum())
+    if positives == 0 or negatives == 0:
+        return 0.5
+    values, inverse = np.unique(y_score, return_inverse=True)
+    positives_at = np.bincount(inverse, weights=y_true, minlength=values.size)
+    negatives_at = np.bincount(inverse, minlength=values.size) - positives_at
+    # Cut k predicts positive the scores values[k:], k = 0..len(values).
+    true_positives = np.concatenate([np.cumsum(positives_at[::-1])[::-1], [0.0]])
+    true_negatives = np.concatenate([[0.0], np.cumsum(negatives_at)])
+    balanced = (true_positives / positives + true_negatives / negatives) / 2
+    cuts = np.concatenate([values[:1], (values[:-1] + values[1:]) / 2, [np.nextafter(values[-1], np.inf)]])
+    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
+    return float(min(cuts[best], key=lambda cut: (abs(cut - 0.5), cut)))
+
+
 def evaluate_scores(
     y_true, y_score, *, sensitive_features, threshold=0.5, min_group_size=30
 ) -> EvaluationResult:
@@ -425,4 +456,6 @@ def evaluate_scores(
         threshold=float(threshold),
         groups=per_group,
         small_groups=tuple(str(label) for label in groups[small]),
+        positive_rate=float(y_pred.mean()),
+        degenerate=bool(np.unique(y_pred).size < 2),
     )

@@ -41,11 +41,56 @@ SCORE_COLUMN = "score"
 PREDICTION_COLUMN = "prediction"
 
 
+# Where the decision threshold in force came from.
+THRESHOLD_FROM_TRAINING = "training"
+THRESHOLD_GIVEN = "given"
+
+
 @dataclass
 class Evaluation:
     result: EvaluationResult
     encoding: EncodingReport
     rows_dropped: int
+    threshold_source: str
+    """THRESHOLD_FROM_TRAINING (the model's own, chosen on its training rows) or THRESHOLD_GIVEN."""
+    unseen_groups: tuple[str, ...] = ()
+    """Sensitive groups of this table that training never saw."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.result.to_dict(),
+            "threshold_source": self.threshold_source,
+            "unseen_groups": list(self.unseen_groups),
+            "rows_dropped_missing": self.rows_dropped,
+            **self.encoding.to_dict(),
+        }
+
+
+def _evaluation(
+    estimator: SQNNClassifier,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    encoding: EncodingReport,
+    *,
+    rows_dropped: int,
+    threshold: float | None,
+    n_samples: int | None = None,
+    min_group_size: int,
+) -> Evaluation:
+    """Every metric of DESIGN section 3 for a model on encoded, labelled rows; at the model's
+    own threshold unless one is given."""
+    scores = estimator.predict_proba(X, n_samples=n_samples)[:, 1]
+    cut = estimator.threshold_ if threshold is None else float(threshold)
+    result = evaluate_scores(y, scores, sensitive_features=groups, threshold=cut, min_group_size=min_group_size)
+    unseen = tuple(sorted(set(map(str, groups)) - set(map(str, estimator.groups_))))
+    return Evaluation(
+        result=result,
+        encoding=encoding,
+        rows_dropped=rows_dropped,
+        threshold_source=THRESHOLD_FROM_TRAINING if threshold is None else THRESHOLD_GIVEN,
+        unseen_groups=unseen,
+    )
 
 
 @dataclass
@@ -77,15 +122,17 @@ def train(
     estimator: SQNNClassifier,
     *,
     drop_missing: bool = False,
+    inf_as_missing: bool = False,
     test_size: float | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     min_group_size: int = 30,
     epoch_callback: EpochCallback | None = None,
 ) -> TrainingOutcome:
-    """Fit the encoder and the classifier; with ``test_size``, score a held-out split."""
+    """Fit the encoder and the classifier; with ``test_size``, score a held-out split (at
+    the threshold training chose, unless ``threshold`` is given)."""
     if test_size is not None and not 0.0 < test_size < 1.0:
         raise InputError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
-    data = prepare(frame, roles, drop_missing=drop_missing, for_training=True)
+    data = prepare(frame, roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing, for_training=True)
     train_rows = np.arange(len(data.y))
     test_rows: np.ndarray | None = None
     if test_size:
@@ -102,15 +149,10 @@ def train(
     test = None
     if test_rows is not None:
         X_test, encoding = encoder.transform(data.features.iloc[test_rows])
-        scores = estimator.predict_proba(X_test)[:, 1]
-        result = evaluate_scores(
-            data.y[test_rows],
-            scores,
-            sensitive_features=data.groups[test_rows],
-            threshold=threshold,
-            min_group_size=min_group_size,
-        )
-        test = Evaluation(result=result, encoding=encoding, rows_dropped=0)
+        test = _evaluation(
+            estimator, X_test, data.y[test_rows], data.groups[test_rows], encoding,
+            rows_dropped=0, threshold=threshold, min_group_size=min_group_size,
+        )  # fmt: skip
     return TrainingOutcome(
         estimator=estimator,
         encoder=encoder,
@@ -137,53 +179,53 @@ def training_meta(outcome: TrainingOutcome, *, data_path: str | Path, options: d
         },
         "roles": outcome.roles.to_dict(),
         "training_seconds": round(outcome.seconds, 3),
-        "test_metrics": outcome.test.result.to_dict() if outcome.test else None,
+        "test_metrics": outcome.test.to_dict() if outcome.test else None,
     }
-
-
-def _score(bundle: ModelBundle, data: PreparedData, n_samples: int | None) -> tuple[np.ndarray, EncodingReport]:
-    X, encoding = bundle.encoder.transform(data.features)
-    return bundle.estimator.predict_proba(X, n_samples=n_samples)[:, 1], encoding
 
 
 def evaluate(
     bundle: ModelBundle,
     frame: pd.DataFrame,
     *,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     n_samples: int | None = None,
     min_group_size: int = 30,
     drop_missing: bool = False,
+    inf_as_missing: bool = False,
 ) -> Evaluation:
-    """Score a labelled table with a bundle and compute every metric of DESIGN §3."""
-    data = prepare(frame, bundle.roles, drop_missing=drop_missing)
-    scores, encoding = _score(bundle, data, n_samples)
-    result = evaluate_scores(
-        data.y, scores, sensitive_features=data.groups, threshold=threshold, min_group_size=min_group_size
-    )
-    return Evaluation(result=result, encoding=encoding, rows_dropped=data.rows_dropped)
+    """Score a labelled table with a bundle and compute every metric of DESIGN §3, at the
+    model's own threshold unless ``threshold`` is given."""
+    X, data, encoding = _encoded(bundle, frame, drop_missing, inf_as_missing)
+    return _evaluation(
+        bundle.estimator, X, data.y, data.groups, encoding,
+        rows_dropped=data.rows_dropped, threshold=threshold, n_samples=n_samples, min_group_size=min_group_size,
+    )  # fmt: skip
 
 
 def predict(
     bundle: ModelBundle,
     frame: pd.DataFrame,
     *,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     n_samples: int | None = None,
     id_column: str | None = None,
+    inf_as_missing: bool = False,
 ) -> tuple[pd.DataFrame, EncodingReport]:
-    """The input's rows with a score and a 0/1 prediction; only the features are needed."""
+    """The input's rows with a score and a 0/1 prediction (at the model's own threshold
+    unless ``threshold`` is given); only the features are needed."""
     if id_column is not None and id_column not in frame.columns:
         raise InputError(f"--id column '{id_column}' is not in the data")
     for column in (SCORE_COLUMN, PREDICTION_COLUMN):
         if column in frame.columns and column != id_column:
             raise InputError(f"the data already has a '{column}' column; rename it before predicting")
-    data = prepare(frame, bundle.roles, need_target=False, need_sensitive=False)
-    scores, encoding = _score(bundle, data, n_samples)
+    data = prepare(frame, bundle.roles, need_target=False, need_sensitive=False, inf_as_missing=inf_as_missing)
+    X, encoding = bundle.encoder.transform(data.features)
+    scores = bundle.estimator.predict_proba(X, n_samples=n_samples)[:, 1]
+    cut = bundle.estimator.threshold_ if threshold is None else float(threshold)
     kept = frame[[id_column]] if id_column is not None else frame
     out = kept.copy()
     out[SCORE_COLUMN] = scores
-    out[PREDICTION_COLUMN] = (scores >= threshold).astype(np.int64)
+    out[PREDICTION_COLUMN] = (scores >= cut).astype(np.int64)
     return out, encoding
 
 
@@ -224,8 +266,10 @@ class AuditOutcome:
     rows_dropped: int
 
 
-def _encoded(bundle: ModelBundle, frame: pd.DataFrame, drop_missing: bool) -> tuple[np.ndarray, PreparedData, EncodingReport]:
-    data = prepare(frame, bundle.roles, drop_missing=drop_missing)
+def _encoded(
+    bundle: ModelBundle, frame: pd.DataFrame, drop_missing: bool, inf_as_missing: bool = False
+) -> tuple[np.ndarray, PreparedData, EncodingReport]:
+    data = prepare(frame, bundle.roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing)
     X, encoding = bundle.encoder.transform(data.features)
     return X, data, encoding
 
@@ -242,16 +286,18 @@ def audit(
     interventions: bool = False,
     mode: str = "zero",
     random_repeats: int = 5,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     min_group_size: int = 30,
     n_samples: int | None = None,
     drop_missing: bool = False,
+    inf_as_missing: bool = False,
     progress=None,
 ) -> AuditOutcome:
-    """The representation audit of a bundle on a labelled table, with interventions."""
+    """The representation audit of a bundle on a labelled table, with interventions
+    (scored at the model's own threshold unless ``threshold`` is given)."""
     from .audit import audit_representation, intervention_curves
 
-    X, data, encoding = _encoded(bundle, frame, drop_missing)
+    X, data, encoding = _encoded(bundle, frame, drop_missing, inf_as_missing)
     result = audit_representation(
         bundle.estimator, X, data.y, data.groups, trees=trees, test_size=test_size, draws=draws, seed=seed,
         n_jobs=n_jobs, progress=progress,
@@ -260,7 +306,8 @@ def audit(
     if interventions:
         curves = intervention_curves(
             bundle.estimator, X, data.y, data.groups, result.neurons, mode=mode, random_repeats=random_repeats,
-            seed=seed, threshold=threshold, min_group_size=min_group_size, n_samples=n_samples,
+            seed=seed, threshold=bundle.estimator.threshold_ if threshold is None else threshold,
+            min_group_size=min_group_size, n_samples=n_samples,
         )  # fmt: skip
     return AuditOutcome(audit=result, interventions=curves, encoding=encoding, rows_dropped=data.rows_dropped)
 
@@ -282,6 +329,7 @@ def prune(
     data_path: str | Path,
     seed: int = 0,
     drop_missing: bool = False,
+    inf_as_missing: bool = False,
 ) -> PruneOutcome:
     """Remove the k neurons that carry most information about S, ranked on ``frame``."""
     from . import audit as audit_module
@@ -289,7 +337,7 @@ def prune(
     code_size = bundle.estimator._code_size()
     if not 1 <= k <= code_size:
         raise InputError(f"--k must be between 1 and the code size ({code_size}), got {k}")
-    X, data, _ = _encoded(bundle, frame, drop_missing)
+    X, data, _ = _encoded(bundle, frame, drop_missing, inf_as_missing)
     theta = bundle.estimator.firing_probabilities(X).astype(np.float64)
     neurons, _ = audit_module.neuron_flows(theta, data.groups, data.y, seed=seed)
     already = {int(i) for step in bundle.meta.get("pruned", []) for i in step["neurons"]}

@@ -21,11 +21,16 @@ from .errors import InputError
 __all__ = ["TabularEncoder", "EncodingReport", "MISSING_LEVEL"]
 
 MISSING_LEVEL = "<missing>"
+# Standardised values are clipped to +-CLIP: a value a million standard deviations from
+# the training mean is an outlier whatever it means, and unclipped it would overflow
+# float32 (1e308 standardises to inf) and poison the network with inf and NaN.
+CLIP = 1e6
 FORMAT_VERSION = 1
 
 MSG_NOT_NUMERIC = (
     "column '{column}' must be numeric (as in training) but holds {value!r} at CSV line {line}"
 )
+MSG_INFINITE = "column '{column}' holds the infinite value {value!r} at CSV line {line}; fix it or leave it empty"
 MSG_NOT_FITTED = "the encoder is not fitted"
 MSG_BAD_STATE = "preprocess.json is not a valid sqnn encoder: {reason}"
 
@@ -38,13 +43,19 @@ class EncodingReport:
     """Rows per column whose category was not seen in training (encoded as all zeros)."""
     imputed: dict[str, int] = field(default_factory=dict)
     """Rows per numeric column whose missing value was replaced by the training median."""
+    clipped: dict[str, int] = field(default_factory=dict)
+    """Rows per numeric column whose standardised value was beyond +-CLIP and clipped."""
 
     @property
     def unseen_rows(self) -> int:
         return sum(self.unseen.values())
 
     def to_dict(self) -> dict:
-        return {"unseen_categories": dict(self.unseen), "imputed_values": dict(self.imputed)}
+        return {
+            "unseen_categories": dict(self.unseen),
+            "imputed_values": dict(self.imputed),
+            "clipped_values": dict(self.clipped),
+        }
 
 
 def _width(spec: dict[str, Any]) -> int:
@@ -89,13 +100,17 @@ class TabularEncoder:
     def _fit_numeric(name: str, values: pd.Series) -> dict[str, Any]:
         present = values.dropna()
         median = float(present.median())
-        filled = values.fillna(median)
-        scale = float(filled.std(ddof=0))
+        filled = values.fillna(median).to_numpy(dtype=float)
+        # Moments of x / peak, scaled back: sums of squares of numbers near 1e308 overflow.
+        peak = float(np.max(np.abs(filled))) if filled.size else 0.0
+        unit = peak if peak > 1e100 else 1.0
+        mean = float(np.mean(filled / unit)) * unit
+        scale = float(np.std(filled / unit)) * unit
         return {
             "name": name,
             "kind": "numeric",
             "median": median,
-            "mean": float(filled.mean()),
+            "mean": mean,
             # A constant column carries no information; scale 1 keeps it finite (all zeros).
             "scale": scale if scale > 0 else 1.0,
             "indicator": bool(values.isna().any()),
@@ -169,11 +184,23 @@ class TabularEncoder:
                     MSG_NOT_NUMERIC.format(column=name, value=series.iloc[position], line=csv_line_numbers([row], 1))
                 )
         values = values.astype(float)
+        infinite = np.isinf(values.to_numpy())
+        if infinite.any():
+            # Only a column that is text in this file gets here (a numeric column's
+            # infinities are refused or made missing when the table is prepared).
+            position = int(np.flatnonzero(infinite)[0])
+            raise InputError(MSG_INFINITE.format(column=name, value=series.iloc[position], line=csv_line_numbers([position], 1)))
         missing = values.isna().to_numpy()
         if missing.any():
             report.imputed[name] = int(missing.sum())
         filled = values.fillna(spec["median"]).to_numpy(dtype=float)
-        columns = [(filled - spec["mean"]) / spec["scale"]]
+        with np.errstate(over="ignore"):
+            standardised = (filled - spec["mean"]) / spec["scale"]
+        beyond = np.abs(standardised) > CLIP
+        if beyond.any():
+            report.clipped[name] = int(beyond.sum())
+            np.clip(standardised, -CLIP, CLIP, out=standardised)
+        columns = [standardised]
         if spec["indicator"]:
             columns.append(missing.astype(float))
         return np.stack(columns, axis=1)

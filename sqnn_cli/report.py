@@ -18,6 +18,7 @@ from .jsonable import plain
 
 if TYPE_CHECKING:
     from .metrics import EvaluationResult
+    from .pipeline import Evaluation
     from .preprocess import EncodingReport
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "info",
     "encoding_notes",
     "evaluation_notes",
+    "evaluation_warnings",
+    "threshold_note",
     "render_evaluation",
     "render_gates",
     "training_progress",
@@ -75,17 +78,47 @@ def encoding_notes(encoding: EncodingReport) -> list[str]:
         notes.append(f"{count} row(s) have a value of '{column}' not seen in training (encoded as no category)")
     for column, count in encoding.imputed.items():
         notes.append(f"{count} missing value(s) in '{column}' were replaced by the training median")
+    for column, count in encoding.clipped.items():
+        notes.append(
+            f"{count} value(s) of '{column}' lie over a million standard deviations from the training mean "
+            "and were clipped there"
+        )
     return notes
 
 
 def evaluation_notes(result: EvaluationResult, min_group_size: int) -> list[str]:
-    if not result.small_groups:
-        return []
-    names = ", ".join(f"'{g}'" for g in result.small_groups)
-    return [
-        f"group(s) {names} have fewer than {min_group_size} rows: listed, but left out of "
-        "GPA, AUDC, DP and EO (change with --min-group-size)"
-    ]
+    notes = []
+    if result.degenerate:
+        label = "positive" if result.positive_rate > 0 else "negative"
+        notes.append(
+            f"DEGENERATE MODEL: every one of the {result.n} rows is predicted {label} at threshold "
+            f"{result.threshold:.4g}; its DP and EO differences are 0 only because it does not discriminate at all, "
+            "and a fairness gate fails on it unless --allow-degenerate"
+        )
+    if result.small_groups:
+        names = ", ".join(f"'{g}'" for g in result.small_groups)
+        notes.append(
+            f"group(s) {names} have fewer than {min_group_size} rows: listed, but left out of "
+            "GPA, AUDC, DP and EO (change with --min-group-size)"
+        )
+    return notes
+
+
+def evaluation_warnings(evaluation: Evaluation, min_group_size: int) -> list[str]:
+    """Everything a user must hear about an evaluation besides its numbers."""
+    notes = []
+    if evaluation.rows_dropped:
+        notes.append(f"{evaluation.rows_dropped} row(s) with a missing target or sensitive value were left out")
+    if evaluation.unseen_groups:
+        names = ", ".join(f"'{g}'" for g in evaluation.unseen_groups)
+        notes.append(f"group(s) {names} did not occur in training; they are evaluated like the others")
+    return notes + encoding_notes(evaluation.encoding) + evaluation_notes(evaluation.result, min_group_size)
+
+
+def threshold_note(evaluation: Evaluation, *, rule: str) -> str:
+    """Which decision threshold is in force, and where it came from."""
+    where = f"chosen in training: {rule}" if evaluation.threshold_source == "training" else "given with --threshold"
+    return f"decision threshold {evaluation.result.threshold:.4g} ({where})"
 
 
 def _number(value: float | None, digits: int = 4) -> str:
@@ -101,7 +134,8 @@ def render_evaluation(console: Console, result: EvaluationResult, *, title: str)
     for key, label in _SUMMARY_ROWS:
         summary.add_row(label, _number(getattr(result, key)))
     summary.add_row("rows", str(result.n))
-    summary.add_row("threshold", f"{result.threshold:g}")
+    summary.add_row("threshold", f"{result.threshold:.4g}")
+    summary.add_row("predicted positive", _number(result.positive_rate, 3) + (" [bold red](degenerate)[/]" if result.degenerate else ""))
     console.print(summary)
 
     groups = Table(title="per group", show_header=True, header_style="bold", title_justify="left")
@@ -345,7 +379,10 @@ def render_sweep(console: Console, summary: Any, *, title: str) -> None:
             )
             if row["gamma"] == gamma
         )
-        table.add_row(f"{row['gamma']:g}", *[_mean_std(row, m) for m in metrics], pareto, f"[bold green]{best}[/]")
+        best = f"[bold green]{best}[/]"
+        if row.get("degenerate_folds"):
+            best = f"[bold red]one class in {row['degenerate_folds']} fold(s)[/]"
+        table.add_row(f"{row['gamma']:g}", *[_mean_std(row, m) for m in metrics], pareto, best)
     # Logs and pipes get a table wide enough to read; a terminal keeps its own width.
     wide = console if console.is_terminal else Console(file=console.file, width=max(console.width, 130))
     wide.print(table)

@@ -4,14 +4,23 @@ A sweep directory holds ``sweep.json`` (what was asked, so that a rerun with oth
 options is caught), ``runs.jsonl`` (one line per finished run, only ever appended) and
 the derived ``summary.csv``, ``summary.json`` and ``tradeoff.png``. A killed sweep loses
 at most the runs that were in flight; running the same command again resumes it.
+
+One sweep at a time owns a directory: it holds an exclusive ``flock`` on ``.sweep.lock``
+there from before anything is trained or deleted until it ends. The kernel drops the lock
+when its holder dies, however it dies, so a lock left by a killed sweep is simply taken
+over. Local worker processes die with the sweep that started them.
 """
 
 from __future__ import annotations
 
+import ctypes
+import datetime
 import json
 import math
 import os
-import tempfile
+import signal
+import socket
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -24,7 +33,7 @@ import pandas as pd
 import torch
 from sklearn.model_selection import StratifiedKFold
 
-from . import __version__, pipeline
+from . import __version__, files, pipeline
 from .bundle import ModelBundle
 from .data import ColumnRoles
 from .errors import InputError
@@ -43,6 +52,11 @@ __all__ = [
     "SweepSummary",
     "gamma_grid",
     "make_tasks",
+    "run_key",
+    "record_problem",
+    "pending_tasks",
+    "planned_records",
+    "worker_count",
     "run_one",
     "execute",
     "summarise",
@@ -54,6 +68,10 @@ RUNS_FILE = "runs.jsonl"
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"
 PLOT_FILE = "tradeoff.png"
+LOCK_FILE = ".sweep.lock"
+# What --overwrite may delete: the files a sweep writes, and the temporary files its
+# atomic writes leave behind when killed mid-write (named ".<file>.<random>").
+_SWEEP_FILES = (PLAN_FILE, RUNS_FILE, SUMMARY_CSV, SUMMARY_JSON, PLOT_FILE)
 BACKENDS = ("local", "dask")
 FORMAT_VERSION = 1
 # Gammas are compared as keys after rounding, so 0.1 from --steps and 0.1 typed by hand
@@ -89,7 +107,9 @@ class SweepPlan:
     folds: int
     test_sha256: str | None = None
     drop_missing: bool = False
-    threshold: float = 0.5
+    inf_as_missing: bool = False
+    threshold: float | None = None
+    """None: each model scores at its own threshold, chosen on its training rows."""
     min_group_size: int = 30
     audit: bool = False
     trees: int = 1000
@@ -103,6 +123,7 @@ class SweepPlan:
             "folds": self.folds,
             "test_sha256": self.test_sha256,
             "drop_missing": self.drop_missing,
+            "inf_as_missing": self.inf_as_missing,
             "threshold": self.threshold,
             "min_group_size": self.min_group_size,
             "audit": self.audit,
@@ -131,11 +152,11 @@ def make_tasks(
     """Every gamma on every fold (or on the fixed test table), the data checked first."""
     from .data import prepare
 
-    data = prepare(frame, plan.roles, drop_missing=plan.drop_missing, for_training=True)
+    data = prepare(frame, plan.roles, drop_missing=plan.drop_missing, inf_as_missing=plan.inf_as_missing, for_training=True)
     kept = frame.loc[data.kept_index]
     if test_frame is not None:
         # Checked now rather than after the first model has trained.
-        prepare(test_frame, plan.roles, drop_missing=plan.drop_missing)
+        prepare(test_frame, plan.roles, drop_missing=plan.drop_missing, inf_as_missing=plan.inf_as_missing)
         splits = [(kept, test_frame)]
     else:
         folds = StratifiedKFold(n_splits=plan.folds, shuffle=True, random_state=int(plan.estimator_params["random_state"]))
@@ -145,6 +166,69 @@ def make_tasks(
             raise InputError(f"cannot make {plan.folds} stratified folds: {exc}") from None
         splits = [(kept.iloc[train], kept.iloc[test]) for train, test in index_pairs]
     return [RunTask(gamma, fold, train, test, plan) for gamma in gammas for fold, (train, test) in enumerate(splits)]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_metric_value(value: Any) -> bool:
+    # Metrics that cannot be estimated are written as null (see jsonable.plain); a flag
+    # (a bool) averages as a rate.
+    return value is None or (isinstance(value, (int, float)) and math.isfinite(value))
+
+
+def record_problem(record: Any) -> str | None:
+    """What makes a line of runs.jsonl unusable, or None when it is a well-formed record.
+
+    The one place a record's shape is judged: everything that reads records (resuming,
+    the summary) relies on what this checks, so a hand-edited or foreign line is skipped
+    with a reason instead of failing later.
+    """
+    if not isinstance(record, dict):
+        return "is not a JSON object"
+    gamma, fold, metrics = record.get("gamma"), record.get("fold"), record.get("metrics")
+    if not (_is_number(gamma) and math.isfinite(gamma) and 0.0 <= gamma <= 1.0):
+        return "has no gamma in [0, 1]"
+    if not (isinstance(fold, int) and not isinstance(fold, bool) and fold >= 0):
+        return "has no fold (a whole number >= 0)"
+    if not isinstance(metrics, dict):
+        return "has no metrics object"
+    absent = next((m for m in SUMMARY_METRICS if m not in metrics), None)
+    if absent is not None:
+        return f"has no metric {absent}"
+    bad = next((m for m in SUMMARY_METRICS if not _is_metric_value(metrics[m])), None)
+    if bad is not None:
+        return f"has a metric {bad} that is not a number"
+    audit = record.get("audit")
+    if audit is not None:
+        if not isinstance(audit, dict):
+            return "has an audit that is not an object"
+        for name in AUDIT_METRICS:
+            value = audit.get(name)
+            value = value.get("bits") if isinstance(value, dict) else value
+            if not _is_metric_value(value):
+                return f"has an audit value {name} that is not a number"
+    return None
+
+
+def run_key(record: dict[str, Any]) -> tuple[float, int]:
+    """The (gamma, fold) a well-formed record (see record_problem) is the run of, in the
+    form RunTask.key has."""
+    return (round(float(record["gamma"]), _GAMMA_DECIMALS), int(record["fold"]))
+
+
+def pending_tasks(tasks: Sequence[RunTask], finished: Sequence[dict[str, Any]]) -> list[RunTask]:
+    """The tasks no finished record is the run of: what a resumed sweep still trains."""
+    done = {run_key(record) for record in finished}
+    return [task for task in tasks if task.key not in done]
+
+
+def planned_records(tasks: Sequence[RunTask], finished: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The finished records of these tasks' runs: a rerun with fewer gammas summarises
+    only its own, although runs.jsonl keeps the others."""
+    planned = {task.key for task in tasks}
+    return [record for record in finished if run_key(record) in planned]
 
 
 _THREADS_LOCK = threading.Lock()
@@ -185,10 +269,13 @@ def run_one(task: RunTask) -> dict[str, Any]:
     started = time.perf_counter()
     with _one_thread():
         estimator = SQNNClassifier(**{**plan.estimator_params, "gamma": task.gamma})
-        outcome = pipeline.train(task.train, plan.roles, estimator, drop_missing=plan.drop_missing)
+        outcome = pipeline.train(
+            task.train, plan.roles, estimator, drop_missing=plan.drop_missing, inf_as_missing=plan.inf_as_missing
+        )
         bundle = ModelBundle(estimator=outcome.estimator, encoder=outcome.encoder, meta={"roles": plan.roles.to_dict()})
         evaluation = pipeline.evaluate(
-            bundle, task.test, threshold=plan.threshold, min_group_size=plan.min_group_size, drop_missing=plan.drop_missing
+            bundle, task.test, threshold=plan.threshold, min_group_size=plan.min_group_size, drop_missing=plan.drop_missing,
+            inf_as_missing=plan.inf_as_missing,
         )
         record: dict[str, Any] = {
             "gamma": task.gamma,
@@ -206,18 +293,27 @@ def run_one(task: RunTask) -> dict[str, Any]:
     return record
 
 
+def worker_count(n_jobs: int, pending: int) -> int:
+    """Local worker processes a sweep of ``pending`` runs starts for --n-jobs: never more
+    than there are runs (each idle worker would still cost a process's memory)."""
+    return max(1, min(n_jobs, pending))
+
+
 def execute(
     tasks: Sequence[RunTask], *, n_jobs: int = 1, backend: str = "local", scheduler: str | None = None
 ) -> Iterator[dict[str, Any]]:
     """Run the tasks, yielding each record as soon as its run finishes.
 
-    ``local`` runs them in this process (n_jobs=1) or on local worker processes;
-    ``dask`` sends them to the Dask cluster at ``scheduler`` through joblib's dask
-    backend. The records are the same whichever way they ran.
+    ``local`` runs them in this process (one job or one task) or on local worker
+    processes (``worker_count``); ``dask`` sends them to the Dask cluster at
+    ``scheduler`` through joblib's dask backend. The records are the same whichever
+    way they ran.
     """
     if backend not in BACKENDS:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend == "local" and n_jobs == 1:
+    if not tasks:
+        return
+    if backend == "local" and worker_count(n_jobs, len(tasks)) == 1:
         for task in tasks:
             yield run_one(task)
         return
@@ -240,36 +336,95 @@ def execute(
         finally:
             client.close()
         return
-    yield from _local_pool(tasks, n_jobs)
+    yield from _local_pool(tasks, worker_count(n_jobs, len(tasks)))
 
 
 def _local_pool(tasks: Sequence[RunTask], n_jobs: int) -> Iterator[dict[str, Any]]:
     """Run the tasks on ``n_jobs`` local worker processes, yielding as they finish.
 
     Where the platform can fork, the workers are forked from this process and inherit
-    its imports: joblib's default (loky) starts fresh interpreters that spend about
-    3.5 s importing torch, scikit-learn and pandas before the first run, a fifth of a
-    default COMPAS sweep. Elsewhere joblib's loky pool does the same job.
+    its imports: joblib's loky pool starts fresh interpreters that spend about 3.5 s
+    importing torch, scikit-learn and pandas before the first run, a fifth of a default
+    COMPAS sweep. Elsewhere (Windows) loky's pool does the job. Either way every worker
+    dies with this process (``_die_with_parent``).
     """
     import multiprocessing
 
-    if "fork" not in multiprocessing.get_all_start_methods():
-        import joblib
+    guard = {"initializer": _die_with_parent, "initargs": (os.getpid(),)}
+    if "fork" in multiprocessing.get_all_start_methods():
+        from concurrent.futures import ProcessPoolExecutor
 
-        yield from joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(joblib.delayed(run_one)(t) for t in tasks)
-        return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+        pool: Any = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("fork"), **guard)
 
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("fork"))
+        def abandon() -> None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    else:
+        from joblib.externals.loky import ProcessPoolExecutor as LokyPool
+
+        pool = LokyPool(max_workers=n_jobs, **guard)
+
+        def abandon() -> None:
+            pool.shutdown(wait=False, kill_workers=True)
+
+    from concurrent.futures import as_completed
+
     try:
+        # Every worker is started here, by this thread, in the first submit (forked
+        # workers all at once): Linux's parent-death signal follows the starting thread.
         futures = [pool.submit(run_one, task) for task in tasks]
         for future in as_completed(futures):
             yield future.result()
     except BaseException:
         # Ctrl-C or a failed run: drop what has not started rather than wait for it.
-        pool.shutdown(wait=False, cancel_futures=True)
+        abandon()
         raise
     pool.shutdown()
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_SYNCHRONIZE = 0x00100000  # the Windows access right to wait on a process
+_INFINITE = 0xFFFFFFFF
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker die when the sweep that started it dies, even by SIGKILL, which
+    no handler in the parent can catch: an orphaned worker would train on for minutes
+    (a loky worker would wait five more for work), holding its memory and the caller's
+    stdout and stderr, so a CI step reading them hangs.
+
+    On Linux the kernel sends SIGKILL on the parent's death (PR_SET_PDEATHSIG); the
+    parent may have died before the request was made, which getppid then tells. On
+    Windows, which does not reparent orphans, a daemon thread waits on a handle to the
+    parent; elsewhere one polls getppid, which changes when the worker is orphaned.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            return
+    if sys.platform == "win32":
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        kernel32.OpenProcess.restype = ctypes.c_void_p
+        kernel32.WaitForSingleObject.argtypes = (ctypes.c_void_p, ctypes.c_uint32)
+        handle = kernel32.OpenProcess(_SYNCHRONIZE, False, parent_pid)
+        if not handle:  # the parent is already gone
+            os._exit(1)
+
+        def exit_when_parent_exits() -> None:
+            kernel32.WaitForSingleObject(handle, _INFINITE)
+            os._exit(1)
+
+        threading.Thread(target=exit_when_parent_exits, name="sqnn-parent-watch", daemon=True).start()
+        return
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="sqnn-parent-watch", daemon=True).start()
+
+
+def _exit_when_orphaned(parent_pid: int, interval: float = 0.5) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(interval)
+    os._exit(1)
 
 
 # -- the directory --------------------------------------------------------------------------
@@ -278,56 +433,126 @@ class SweepDirectory:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._lock_fd: int | None = None
+        self._opened = False
 
     @property
     def runs_path(self) -> Path:
         return self.path / RUNS_FILE
 
+    @contextmanager
+    def locked(self) -> Iterator["SweepDirectory"]:
+        """Own the directory for the duration: another sweep that tries is refused,
+        naming this one. The directory is created if need be (an existing directory
+        that is not a sweep's is refused first, so nothing is left in it)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"--out '{self.path}' exists and is not a directory")
+        self._refuse_a_foreign_directory()
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path / LOCK_FILE
+        created_lock = not lock_path.exists()
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(fd):
+                raise InputError(
+                    f"'{self.path}' is in use by another sweep ({_describe_owner(lock_path)}); wait for it to finish, "
+                    "or choose another --out"
+                )
+            owner = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            }
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, (json.dumps(owner) + "\n").encode())
+            self._lock_fd = fd
+            try:
+                yield self
+            except InputError:
+                # Refused before open() wrote anything (a foreign sweep.json, a table that
+                # does not fit): the directory is left as it was found.
+                if created_lock and not self._opened:
+                    lock_path.unlink(missing_ok=True)
+                raise
+            finally:
+                # Emptied, not removed: removing it would let a sweep that opened the old
+                # file and one that creates a new one both hold "the" lock.
+                os.ftruncate(fd, 0)
+                self._lock_fd = None
+                _unlock(fd)
+        finally:
+            os.close(fd)
+
+    def _refuse_a_foreign_directory(self) -> None:
+        if not self.path.is_dir() or (self.path / PLAN_FILE).exists():
+            return
+        # A sweep starting this instant has its lock file and perhaps the temporary file
+        # its sweep.json is written to: that is a running sweep, for the lock to name.
+        if any(entry.name != LOCK_FILE and not _is_temporary_sweep_file(entry.name) for entry in self.path.iterdir()):
+            raise InputError(
+                f"'{self.path}' holds files but no {PLAN_FILE}, so it is not a sweep directory "
+                "(--overwrite only replaces a sweep); choose another --out"
+            )
+
     def open(self, plan: SweepPlan, *, options: dict[str, Any], overwrite: bool) -> None:
-        """Start or resume a sweep; a directory holding another sweep is refused.
+        """Start or resume a sweep (inside ``locked``); a directory holding another sweep
+        is refused, or with ``overwrite`` cleared of that sweep's files only.
 
         sweep.json records the plan's fingerprint, which a rerun must match (gammas are
         not part of it: a rerun may add gammas to a sweep), and the latest command's
         options as given.
         """
+        if self._lock_fd is None:
+            raise RuntimeError("SweepDirectory.open is called inside SweepDirectory.locked")
+        # Checked again under the lock: the directory may have changed since.
+        self._refuse_a_foreign_directory()
         plan_path = self.path / PLAN_FILE
-        if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"--out '{self.path}' exists and is not a directory")
         if plan_path.exists():
             try:
                 recorded = json.loads(plan_path.read_text())
             except ValueError:
                 recorded = None
-            if not isinstance(recorded, dict) or recorded.get("fingerprint") != _json_round_trip(plan.fingerprint()):
+            if not isinstance(recorded, dict) or "fingerprint" not in recorded:
+                raise InputError(f"'{plan_path}' is not an sqnn sweep's record; choose another --out")
+            if recorded["fingerprint"] != _json_round_trip(plan.fingerprint()):
                 if not overwrite:
                     raise InputError(
                         f"'{self.path}' holds a sweep with other options or data; pass --overwrite to start it afresh, "
                         "or choose another --out"
                     )
-                for name in (PLAN_FILE, RUNS_FILE, SUMMARY_CSV, SUMMARY_JSON, PLOT_FILE):
-                    (self.path / name).unlink(missing_ok=True)
-        elif self.path.exists() and any(self.path.iterdir()) and not overwrite:
-            raise InputError(f"'{self.path}' exists and is not a sweep directory; choose another --out")
-        self.path.mkdir(parents=True, exist_ok=True)
+                self._remove_sweep_files()
         content = {"fingerprint": plan.fingerprint(), "options": options}
-        _write_atomic(plan_path, json.dumps(plain(content), indent=2) + "\n")
+        files.atomic_write_text(plan_path, json.dumps(plain(content), indent=2) + "\n")
+        self._opened = True
 
-    def finished(self) -> tuple[list[dict[str, Any]], int]:
-        """The finished runs' records (first of any duplicates) and the number of torn
-        lines skipped (a line cut short by a kill during its append)."""
+    def _remove_sweep_files(self) -> None:
+        # The plan goes last: a kill in between leaves a sweep that is still recognised.
+        for name in (*_SWEEP_FILES[1:], PLAN_FILE):
+            (self.path / name).unlink(missing_ok=True)
+        for entry in self.path.iterdir():
+            if _is_temporary_sweep_file(entry.name) and entry.is_file():
+                entry.unlink(missing_ok=True)
+
+    def finished(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The finished runs' records (first of any duplicates), and why each skipped line
+        was skipped: cut short by a kill during its append, or not a well-formed record."""
         if not self.runs_path.exists():
-            return [], 0
+            return [], []
         records: dict[tuple[float, int], dict[str, Any]] = {}
-        torn = 0
-        for line in self.runs_path.read_text().splitlines():
+        skipped = []
+        for number, line in enumerate(self.runs_path.read_text().splitlines(), 1):
             try:
                 record = json.loads(line)
-                key = (round(float(record["gamma"]), _GAMMA_DECIMALS), int(record["fold"]))
-            except (ValueError, KeyError, TypeError):
-                torn += 1
+            except ValueError:
+                skipped.append(f"line {number} was cut short by an earlier interruption")
                 continue
-            records.setdefault(key, record)
-        return list(records.values()), torn
+            problem = record_problem(record)
+            if problem is not None:
+                skipped.append(f"line {number} {problem}")
+                continue
+            records.setdefault(run_key(record), record)
+        return list(records.values()), skipped
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one record as one line with a single write, then flush it to disk.
@@ -348,25 +573,67 @@ class SweepDirectory:
     def write_summary(self, summary: "SweepSummary") -> tuple[Path, Path]:
         csv_path, json_path = self.path / SUMMARY_CSV, self.path / SUMMARY_JSON
         frame = pd.DataFrame(summary.rows)
-        handle, temporary = tempfile.mkstemp(prefix=f".{SUMMARY_CSV}.", dir=self.path)
-        os.close(handle)
-        frame.to_csv(temporary, index=False)
-        os.replace(temporary, csv_path)
-        _write_atomic(json_path, json.dumps(plain(summary.to_dict()), indent=2, allow_nan=False) + "\n")
+        files.atomic_write(csv_path, lambda temporary: frame.to_csv(temporary, index=False))
+        files.atomic_write_text(json_path, json.dumps(plain(summary.to_dict()), indent=2, allow_nan=False) + "\n")
         return csv_path, json_path
+
+
+# Windows locks byte ranges, and a locked range cannot be read by others: the lock is
+# taken on a byte past the owner's line, so a refused sweep can still read who holds it.
+_WINDOWS_LOCK_OFFSET = 4096
+
+
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock on the open file without waiting; False if another holds it.
+    The kernel drops it when the holder dies."""
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock(fd: int) -> None:
+    """Release the lock, also for forked workers that share the open file (closing this
+    descriptor alone would leave it held until the last of them exits)."""
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _describe_owner(lock_path: Path) -> str:
+    try:
+        owner = json.loads(lock_path.read_text())
+        return f"PID {owner['pid']} on {owner['host']}, started {owner['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its owner is still writing its name"
+
+
+def _is_temporary_sweep_file(name: str) -> bool:
+    return any(name.startswith(f".{sweep_file}.") for sweep_file in _SWEEP_FILES)
 
 
 def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as handle:
         handle.seek(-1, os.SEEK_END)
         return handle.read(1) == b"\n"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
 
 
 def _json_round_trip(value: Any) -> Any:
@@ -440,11 +707,15 @@ def summarise(records: Sequence[dict[str, Any]], *, runs_planned: int, folds: in
     (the paper's selection: smallest distance to the ideal point) and correlations."""
     by_gamma: dict[float, list[dict[str, Any]]] = {}
     for record in records:
-        by_gamma.setdefault(round(float(record["gamma"]), _GAMMA_DECIMALS), []).append(record)
+        by_gamma.setdefault(run_key(record)[0], []).append(record)
     rows = []
     for gamma in sorted(by_gamma):
         group = by_gamma[gamma]
-        row: dict[str, Any] = {"gamma": gamma, "folds": len(group)}
+        row: dict[str, Any] = {
+            "gamma": gamma,
+            "folds": len(group),
+            "degenerate_folds": sum(bool(r["metrics"].get("degenerate")) for r in group),
+        }
         columns = {m: [r["metrics"].get(m) for r in group] for m in SUMMARY_METRICS}
         if any("audit" in r for r in group):
             columns.update({m: [_audit_value(r, m) for r in group] for m in AUDIT_METRICS})
@@ -469,7 +740,13 @@ def summarise(records: Sequence[dict[str, Any]], *, runs_planned: int, folds: in
         row["criterion_mean"] = parts[0] + (1 - parts[1]) + (1 - parts[2]) if finite else None
 
     def best(key: str, *, largest: bool = False) -> float | None:
-        scored = [(-r[key] if largest else r[key], r["gamma"]) for r in rows if r[key] is not None and math.isfinite(r[key])]
+        # A gamma whose model put every row of a fold in one class is no candidate: its DP and
+        # EO are trivially 0, and the gates judge the best gammas.
+        scored = [
+            (-r[key] if largest else r[key], r["gamma"])
+            for r in rows
+            if r[key] is not None and math.isfinite(r[key]) and not r["degenerate_folds"]
+        ]
         return min(scored)[1] if scored else None
 
     gammas = [r["gamma"] for r in rows]
@@ -484,6 +761,13 @@ def summarise(records: Sequence[dict[str, Any]], *, runs_planned: int, folds: in
     notes = []
     if len(rows) < 3:
         notes.append("correlations need at least three gammas")
+    degenerate = [r for r in rows if r["degenerate_folds"]]
+    if degenerate:
+        listing = ", ".join(f"{r['gamma']:g} ({r['degenerate_folds']} of {r['folds']})" for r in degenerate)
+        notes.append(
+            f"DEGENERATE MODELS: at gamma {listing} fold(s), the model predicted one class for every row; "
+            "those gammas are never chosen as best, and a gate on them fails"
+        )
     return SweepSummary(
         rows=rows,
         best_by_d_gpa=best("d_gpa_mean"),

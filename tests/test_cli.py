@@ -62,6 +62,11 @@ def test_train_announces_target_and_output(compas_model):
     assert re.fullmatch(r"[0-9a-f]{64}", meta["data"]["sha256"])
 
 
+def _model_threshold(cwd) -> float:
+    meta = json.loads((Path(cwd) / "compas-model" / "meta.json").read_text())
+    return meta["model"]["decision_threshold"]["value"]
+
+
 def test_no_progress_bar_without_a_terminal(compas_model):
     _, result = compas_model
     assert "━" not in result.stderr and "training" not in result.stderr.split("\n")[0]
@@ -73,11 +78,14 @@ def test_evaluate_json_is_one_object_on_stdout(compas_model):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert EVALUATE_KEYS <= set(payload)
-    assert payload["n"] == 6172 and payload["threshold"] == 0.5
+    chosen = _model_threshold(cwd)
+    assert payload["n"] == 6172 and payload["threshold"] == chosen and payload["threshold_source"] == "training"
+    assert payload["degenerate"] is False and 0 < payload["positive_rate"] < 1
     assert all(GROUP_KEYS <= set(group) for group in payload["groups"])
     assert "Native American" in payload["small_groups"]
     assert "Native American" in result.stderr  # the warning names the small groups
-    assert "null" not in result.stdout or payload["groups"]  # NaN is written as null, never NaN
+    small = next(g for g in payload["groups"] if g["group"] == "Native American")
+    assert small["n"] < 30  # such a group's undefined rates are written as null, never NaN
     assert "NaN" not in result.stdout
 
 
@@ -118,7 +126,7 @@ def test_predict_writes_scores_and_keeps_rows(compas_model, tmp_path):
     assert list(scored.columns) == [*original.columns, "score", "prediction"]
     assert len(scored) == len(original)
     assert scored["score"].between(0, 1).all()
-    assert ((scored["score"] >= 0.5).astype(int) == scored["prediction"]).all()
+    assert ((scored["score"] >= _model_threshold(cwd)).astype(int) == scored["prediction"]).all()
 
 
 def test_predict_with_id_and_without_target_or_sensitive(compas_model, tmp_path):

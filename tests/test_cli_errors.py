@@ -21,6 +21,7 @@ import torch
 from typer.testing import CliRunner
 
 from sqnn_cli import bundle as bundle_module
+from sqnn_cli import limits
 from sqnn_cli.cli import app
 
 TINY = ["--epochs", "1", "--hidden", "8", "--code-size", "4", "--samples", "2"]
@@ -471,12 +472,21 @@ def test_unusable_training_numbers_are_refused(tmp_path, option):
     assert result.exit_code == 2, result.output
 
 
-def test_diverging_training_is_a_clear_error(tmp_path):
-    result = runner.invoke(
-        app, ["train", str(_small_csv(tmp_path)), "-s", "s", "--out", str(tmp_path / "m"), "--lr", "1e30", "--epochs", "5"]
-    )
-    assert result.exit_code == 2 and "diverged" in result.stderr
-    assert not (tmp_path / "m").exists()
+def test_diverging_training_is_a_clear_error(tmp_path, monkeypatch):
+    # Weights poisoned after the first step diverge on any CPU; a huge --lr only overflows
+    # where rounding happens to take it there.
+    from sqnn_cli.training import FlatAdam
+
+    real_step = FlatAdam.step
+
+    def step(self):
+        real_step(self)
+        self.values.fill_(float("nan"))
+
+    monkeypatch.setattr(FlatAdam, "step", step)
+    result = runner.invoke(app, ["train", str(_small_csv(tmp_path)), "-s", "s", "--out", str(tmp_path / "m"), "--epochs", "5"])
+    line = assert_input_error(result, "training diverged at epoch 2", "--lr")  # 60 rows: one step an epoch
+    assert not (tmp_path / "m").exists(), line
 
 
 def test_split_refuses_gaps_in_the_stratify_column(tmp_path):
@@ -506,3 +516,166 @@ def test_a_refused_sweep_leaves_no_directory_behind(tmp_path):
     assert not out.exists()
     result = runner.invoke(app, ["sweep-gamma", str(gaps), "-s", "s", "--out", str(out), "--gammas", ","])
     assert result.exit_code == 2 and "--gammas" in result.stderr
+
+
+# -- size-like options: each has an upper bound, refused (exit 2) before anything is read --------
+ABOVE = {name: str(getattr(limits, name) + 1) for name in dir(limits) if name.startswith("MAX_")}
+BOUNDED_TRAINING = [
+    (["--code-size", ABOVE["MAX_CODE_SIZE"]], "--code-size"),
+    (["--code-size", "1e9"], "--code-size"),
+    (["--hidden", ABOVE["MAX_HIDDEN_WIDTH"]], "--hidden"),
+    (["--hidden", "1e9"], "--hidden"),
+    (["--hidden", ",".join(["8"] * (limits.MAX_HIDDEN_LAYERS + 1))], "--hidden"),
+    (["--samples", ABOVE["MAX_SAMPLES"]], "--samples"),
+    (["--epochs", ABOVE["MAX_EPOCHS"]], "--epochs"),
+    (["--batch-size", ABOVE["MAX_BATCH_SIZE"]], "--batch-size"),
+    (["--method", "joint", "--joint-samples", ABOVE["MAX_JOINT_SAMPLES"]], "--joint-samples"),
+    (["--seed", "-1"], "--seed"),
+    (["--seed", ABOVE["MAX_SEED"]], "--seed"),
+    (["--seed", str(2**64)], "--seed"),
+]
+
+
+@pytest.fixture
+def nothing_is_read(monkeypatch):
+    """Reading a table or a bundle fails the test (as exit 3): refusal must come first."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("read before the options were judged")
+
+    monkeypatch.setattr("sqnn_cli.data.read_table", forbidden)
+    monkeypatch.setattr("sqnn_cli.bundle.load_bundle", forbidden)
+
+
+def assert_refused_option(result, option: str) -> None:
+    everything = result.stdout + result.stderr
+    assert result.exit_code == 2, everything
+    assert "Traceback" not in everything and option in result.stderr, everything
+
+
+@pytest.mark.parametrize(
+    "options, option",
+    [*BOUNDED_TRAINING, (["--threads", "0"], "--threads"), (["--threads", ABOVE["MAX_THREADS"]], "--threads")],
+    ids=str,
+)
+def test_train_refuses_a_size_beyond_its_bound(data, tmp_path, nothing_is_read, options, option):
+    assert_refused_option(invoke("train", data, "-s", "sex", "--out", tmp_path / "m", *options), option)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    "options, option",
+    [
+        *BOUNDED_TRAINING,
+        (["--steps", ABOVE["MAX_SWEEP_STEPS"]], "--steps"),
+        (["--folds", ABOVE["MAX_FOLDS"]], "--folds"),
+        (["--n-jobs", "0"], "--n-jobs"),
+        (["--n-jobs", ABOVE["MAX_N_JOBS"]], "--n-jobs"),
+        (["--audit", "--trees", ABOVE["MAX_TREES"]], "--trees"),
+    ],
+    ids=str,
+)
+def test_sweep_refuses_a_size_beyond_its_bound(data, tmp_path, nothing_is_read, options, option):
+    assert_refused_option(invoke("sweep-gamma", data, "-s", "sex", "--out", tmp_path / "sweep", *options), option)
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize(
+    "command, options, option",
+    [
+        *[
+            (command, ["--samples", ABOVE["MAX_SAMPLES"]], "--samples")
+            for command in ("evaluate", "predict", "audit-representation")
+        ],
+        *[
+            (command, ["--threads", value], "--threads")
+            for command in ("evaluate", "predict", "audit-representation", "prune")
+            for value in ("0", ABOVE["MAX_THREADS"])
+        ],
+        ("audit-representation", ["--draws", ABOVE["MAX_AUDIT_DRAWS"]], "--draws"),
+        ("audit-representation", ["--draws", "1e9"], "--draws"),
+        ("audit-representation", ["--trees", ABOVE["MAX_TREES"]], "--trees"),
+        ("audit-representation", ["--random-repeats", ABOVE["MAX_RANDOM_REPEATS"]], "--random-repeats"),
+        ("audit-representation", ["--n-jobs", "0"], "--n-jobs"),
+        ("audit-representation", ["--n-jobs", "-2"], "--n-jobs"),
+        ("audit-representation", ["--n-jobs", ABOVE["MAX_N_JOBS"]], "--n-jobs"),
+        ("audit-representation", ["--seed", ABOVE["MAX_SEED"]], "--seed"),
+        ("prune", ["--seed", "-1"], "--seed"),
+        ("prune", ["--k", ABOVE["MAX_CODE_SIZE"]], "--k"),
+    ],
+    ids=str,
+)
+def test_commands_on_a_model_refuse_a_size_beyond_its_bound(model, data, tmp_path, nothing_is_read, command, options, option):
+    extra = {"predict": ["--out", tmp_path / "scores.csv"], "prune": ["--out", tmp_path / "pruned"]}.get(command, [])
+    if command == "prune" and "--k" not in options:
+        extra += ["--k", "1"]
+    assert_refused_option(invoke(command, model, data, *extra, *options), option)
+    assert not (tmp_path / "scores.csv").exists() and not (tmp_path / "pruned").exists()
+
+
+def test_split_refuses_a_seed_beyond_its_bound(data, tmp_path, nothing_is_read):
+    result = invoke("split", data, "--train", tmp_path / "a.csv", "--test", tmp_path / "b.csv", "--seed", ABOVE["MAX_SEED"])
+    assert_refused_option(result, "--seed")
+
+
+def test_every_integer_option_has_an_upper_bound_shown_in_its_help():
+    import typer.main
+
+    # Counts that allocate nothing: a group smaller than this is only listed apart.
+    unbounded = {"min_group_size"}
+    checked = 0
+    for name, command in typer.main.get_command(app).commands.items():
+        help_text = runner.invoke(app, [name, "--help"], env={"COLUMNS": "250"}).stdout
+        for parameter in command.params:
+            if getattr(parameter, "type_descriptor", None) is None or parameter.type_descriptor.annotation is not int:
+                continue
+            if parameter.name in unbounded:
+                continue
+            assert parameter.max is not None, f"{name} --{parameter.name}"
+            assert f"x<={parameter.max}]" in help_text, f"{name} --{parameter.name}"
+            checked += 1
+    assert checked >= 25
+
+
+def test_the_upper_bounds_themselves_are_accepted_as_options(data, tmp_path):
+    result = invoke(
+        "train", data, "-s", "sex", "--out", tmp_path / "m", "--epochs", "1", "--hidden", "8", "--code-size", "4",
+        "--samples", "2", "--seed", str(limits.MAX_SEED), "--threads", "2",
+    )  # fmt: skip
+    assert_ok(result)
+
+
+def test_threads_apply_to_the_whole_command_and_the_counts_come_back(data, tmp_path, monkeypatch):
+    from sqnn_cli.estimator import SQNNClassifier
+
+    seen: list[int] = []
+    real_epoch = SQNNClassifier._train_epoch
+
+    def epoch(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQNNClassifier, "_train_epoch", epoch)
+    before = torch.get_num_threads()
+    for threads, expected in ((["--threads", "2"], 2), ([], 1)):
+        seen.clear()
+        out = tmp_path / f"m{expected}"
+        assert_ok(invoke("train", data, "-s", "sex", "--out", out, *TINY, *threads))
+        assert seen == [expected] and torch.get_num_threads() == before
+
+
+def test_threads_apply_to_scoring_a_bundle(model, data, monkeypatch):
+    from sqnn_cli import pipeline
+
+    seen: list[int] = []
+    real_evaluate = pipeline.evaluate
+
+    def evaluate(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "evaluate", evaluate)
+    before = torch.get_num_threads()
+    assert_ok(invoke("evaluate", model, data, "--threads", "2"))
+    assert_ok(invoke("evaluate", model, data))
+    assert seen == [2, 1] and torch.get_num_threads() == before

@@ -350,6 +350,7 @@ def test_to_dict_is_strict_json():
     assert list(as_dict) == [
         "auc", "accuracy", "balanced_accuracy", "gpa", "audc", "dp_difference",
         "eo_difference", "d_gpa", "d_audc", "n", "threshold", "groups", "small_groups",
+        "positive_rate", "degenerate",
     ]
     assert list(as_dict["groups"][0]) == [
         "group", "n", "base_rate", "selection_rate", "tpr", "fpr", "auc",
@@ -372,7 +373,7 @@ def test_single_class_y_true_gives_nan_auc():
 
 def test_public_names():
     assert sorted(metrics.__all__) == sorted([
-        "EvaluationResult", "GroupMetrics", "area_under_discrimination_curve",
+        "EvaluationResult", "GroupMetrics", "area_under_discrimination_curve", "balanced_accuracy_threshold",
         "cross_group_pairwise_accuracy", "demographic_parity_difference",
         "discrimination_curve", "equalized_odds_difference", "evaluate_scores",
         "group_pairwise_accuracy_difference",

@@ -141,7 +141,7 @@ def test_unseen_categories_are_zeros_and_counted():
     np.testing.assert_array_equal(colours[0], [0, 0, 1, 0])
     assert report.unseen == {"colour": 1}
     assert report.unseen_rows == 1
-    assert report.to_dict() == {"unseen_categories": {"colour": 1}, "imputed_values": {"income": 1}}
+    assert report.to_dict() == {"unseen_categories": {"colour": 1}, "imputed_values": {"income": 1}, "clipped_values": {}}
 
 
 def test_a_gap_where_training_had_none_is_counted_as_unseen():

@@ -15,7 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from sqnn_cli.cli import app
-from sqnn_cli.sweep import gamma_grid, summarise
+from sqnn_cli.sweep import (
+    LOCK_FILE, SUMMARY_METRICS, SweepDirectory, gamma_grid, pending_tasks, record_problem, run_key, summarise, worker_count,
+)  # fmt: skip
 
 runner = CliRunner()
 TINY = ["--epochs", "2", "--hidden", "8", "--code-size", "4", "--samples", "4", "--batch-size", "64"]
@@ -149,11 +151,15 @@ def test_killed_sweep_resumes_with_every_run_exactly_once(table, tmp_path):
                 break
             time.sleep(0.05)
         assert process.poll() is None, "the sweep finished before it could be killed; make it slower"
+        second = runner.invoke(app, ["sweep-gamma", *command[4:]])
+        assert second.exit_code == 2 and f"in use by another sweep (PID {process.pid} on" in second.stderr
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.wait()
     finished_before = len(runs_tolerant(out))
     assert 2 <= finished_before < 12
+    # The killed sweep's lock file is still there; its lock died with it.
+    assert (out / LOCK_FILE).read_text()
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     keys = [(r["gamma"], r["fold"]) for r in runs_tolerant(out)]
@@ -216,3 +222,210 @@ def test_ctrl_c_keeps_finished_runs_and_prints_their_summary(table, tmp_path, jo
     assert "Traceback" not in stderr
     finished = len(runs_tolerant(out))
     assert json.loads((out / "summary.json").read_text())["runs_finished"] == finished >= 1
+
+
+# -- worker processes die with the sweep ------------------------------------------------------
+# Runs the CLI as a platform without fork would: on loky's pool of fresh interpreters.
+ON_LOKY = (
+    "import multiprocessing, sys; multiprocessing.get_all_start_methods = lambda: ['spawn']; "
+    "from sqnn_cli.cli import main; main()"
+)
+
+
+def descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            children = [int(c) for c in (task / "children").read_text().split()] if (task / "children").exists() else []
+            found += children
+            frontier += children
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="counts worker processes through Linux's /proc")
+@pytest.mark.parametrize("pool", ["fork", "loky"])
+def test_workers_die_within_seconds_of_a_kill_9_of_the_sweep(table, tmp_path, pool):
+    out = tmp_path / "sweep"
+    launcher = [sys.executable, "-m", "sqnn_cli"] if pool == "fork" else [sys.executable, "-c", ON_LOKY]
+    command = [*launcher, "sweep-gamma", str(table), "-s", "group", "--out", str(out), "--steps", "6", "--folds", "2",
+               *TINY[:-2], "--batch-size", "8", "--epochs", "12", "--n-jobs", "2"]  # fmt: skip
+    # Pipes, as a CI step has: they reach their end only when no process holds them.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(workers) < 2:
+            workers = descendants(process.pid)
+            time.sleep(0.05)
+        if pool == "loky":
+            # A fresh interpreter takes seconds to import torch; wait until runs are under way.
+            while time.monotonic() < deadline and not ((out / "runs.jsonl").exists() and (out / "runs.jsonl").read_text()):
+                time.sleep(0.05)
+        workers = descendants(process.pid)
+        assert process.poll() is None and len(workers) >= 2, "the sweep finished before it could be killed; make it slower"
+        os.kill(process.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        process.communicate(timeout=5)
+        while any(alive(pid) for pid in workers) and time.monotonic() - killed < 5:
+            time.sleep(0.02)
+        assert not [pid for pid in workers if alive(pid)], f"workers alive {time.monotonic() - killed:.1f} s after the kill"
+    finally:
+        for pid in [process.pid, *workers]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        process.wait()
+
+
+# -- one sweep per directory ------------------------------------------------------------------
+def test_a_sweep_into_a_directory_another_sweep_holds_is_refused_naming_it(table, tmp_path):
+    out = tmp_path / "sweep"
+    with SweepDirectory(out).locked():
+        refused = sweep(table, out, "--gammas", "0,1", "--folds", "2")
+    assert refused.exit_code == 2, refused.output
+    assert f"in use by another sweep (PID {os.getpid()} on " in refused.stderr and ", started 20" in refused.stderr
+    assert not (out / "runs.jsonl").exists() and not (out / "sweep.json").exists()
+    assert (out / LOCK_FILE).read_text() == ""  # released, and emptied of its owner
+
+
+HOLD_LOCK = """
+import fcntl, json, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, json.dumps({"pid": os.getpid(), "host": "elsewhere", "started": "2026-01-02T03:04:05+00:00"}).encode())
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the holder takes the lock with fcntl")
+def test_the_lock_of_a_killed_sweep_is_taken_over(table, tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out / LOCK_FILE)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        refused = sweep(table, out, "--gammas", "0,1", "--folds", "2")
+        assert refused.exit_code == 2
+        assert f"(PID {holder.pid} on elsewhere, started 2026-01-02T03:04:05+00:00)" in refused.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert json.loads((out / LOCK_FILE).read_text())["pid"] == holder.pid
+    taken_over = sweep(table, out, "--gammas", "0,1", "--folds", "2")
+    assert taken_over.exit_code == 0, taken_over.output
+    assert len(runs(out)) == 4
+
+
+# -- --overwrite replaces sweeps only ---------------------------------------------------------
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_a_directory_that_is_not_a_sweep_is_never_written_to(table, tmp_path, overwrite):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.csv").write_text("the user's own\n")
+    refused = sweep(table, out, "--gammas", "0,1", "--folds", "2", *overwrite)
+    assert refused.exit_code == 2 and "not a sweep directory" in refused.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]
+    assert (out / "summary.csv").read_text() == "the user's own\n"
+
+
+def test_a_sweep_json_that_is_not_a_sweeps_is_never_replaced(table, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "sweep.json").write_text('{"mine": true}\n')
+    refused = sweep(table, out, "--gammas", "0,1", "--folds", "2", "--overwrite")
+    assert refused.exit_code == 2 and "not an sqnn sweep's record" in refused.stderr
+    assert (out / "sweep.json").read_text() == '{"mine": true}\n'
+
+
+def test_overwrite_removes_only_the_sweeps_own_files(table, tmp_path):
+    out = tmp_path / "sweep"
+    assert sweep(table, out, "--gammas", "0,1", "--folds", "2", "--plot").exit_code == 0
+    (out / "notes.txt").write_text("keep me\n")
+    (out / ".summary.csv.x1y2").write_text("left by a kill during an atomic write\n")
+    replaced = sweep(table, out, "--gammas", "0.5", "--folds", "2", "--lr", "0.01", "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    kept = [LOCK_FILE, "notes.txt", "runs.jsonl", "summary.csv", "summary.json", "sweep.json"]
+    assert sorted(p.name for p in out.iterdir()) == kept  # tradeoff.png and the temporary file are gone
+    assert {r["gamma"] for r in runs(out)} == {0.5}
+
+
+# -- malformed lines of runs.jsonl ------------------------------------------------------------
+METRICS = {metric: 0.5 for metric in SUMMARY_METRICS} | {"gpa": None}
+GOOD = {"gamma": 0.5, "fold": 1, "metrics": METRICS}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"metrics": None}, "no metrics object"),
+        ({"metrics": [0.8]}, "no metrics object"),
+        ({"gamma": "0.5"}, "no gamma"),
+        ({"gamma": True}, "no gamma"),
+        ({"gamma": 1.5}, "no gamma"),
+        ({"fold": -1}, "no fold"),
+        ({"fold": 1.5}, "no fold"),
+        ({"fold": None}, "no fold"),
+        ({"metrics": {**METRICS, "auc": "0.8"}}, "metric auc"),
+        ({"metrics": {}}, "no metric auc"),
+        ({"audit": [1]}, "audit that is not an object"),
+        ({"audit": {"adrg": {"bits": "x"}}}, "audit value adrg"),
+    ],
+)
+def test_record_problem_names_what_is_wrong(change, problem):
+    assert record_problem(GOOD) is None
+    assert record_problem({**GOOD, "audit": {"adrg": 0.1, "mi_joint": {"bits": 0.2}}}) is None
+    assert problem in record_problem({k: v for k, v in {**GOOD, **change}.items() if v is not None})
+
+
+def test_malformed_lines_are_reported_skipped_and_their_runs_trained_again(table, tmp_path):
+    out = tmp_path / "sweep"
+    assert sweep(table, out, "--gammas", "0,1", "--folds", "2").exit_code == 0
+    good = (out / "runs.jsonl").read_text().splitlines()
+    broken = [json.loads(line) for line in good[2:]]
+    del broken[0]["metrics"]
+    broken[1]["gamma"] = "one"
+    extra = {**json.loads(good[0]), "fold": 7}  # well formed, but no run of this sweep
+    (out / "runs.jsonl").write_text("\n".join([*good[:2], *map(json.dumps, broken), json.dumps(extra), "[]"]) + "\n")
+    result = sweep(table, out, "--gammas", "0,1", "--folds", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert "3 line(s) of runs.jsonl are ignored: line 3 has no metrics object; line 4 has no gamma in [0, 1]; line 6 " in result.stderr
+    assert "2 run(s) to train" in result.stderr
+    assert json.loads(result.stdout)["runs_finished"] == 4  # the fold-7 line is not in the summary
+
+
+# -- --n-jobs ---------------------------------------------------------------------------------
+def test_n_jobs_is_capped_at_the_runs_to_train(table, tmp_path, monkeypatch):
+    import concurrent.futures
+
+    started = []
+
+    class CountingPool(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, max_workers, **kwargs):
+            started.append(max_workers)
+            super().__init__(max_workers, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", CountingPool)
+    result = sweep(table, tmp_path / "sweep", "--gammas", "0,1", "--folds", "2", "--n-jobs", "200")
+    assert result.exit_code == 0, result.output
+    assert "4 run(s) to train: 2 gammas x 2 fold(s), 4 at a time (--n-jobs 200 capped at the runs to train)" in result.stderr
+    assert started == [4]
+    assert [worker_count(1000, 4), worker_count(2, 4), worker_count(8, 1), worker_count(8, 0)] == [4, 2, 1, 1]
+
+
+def test_resume_keys_name_a_run_whichever_way_its_gamma_was_written():
+    from sqnn_cli.sweep import RunTask
+
+    # Only a task's key matters here, not its rows or plan.
+    tasks = [RunTask(gamma, fold, None, None, None) for gamma in gamma_grid(None, 11)[:4] for fold in (0, 1)]
+    finished = [{"gamma": 0.30000000000000004, "fold": 1, "metrics": {}}, {"gamma": 0.1, "fold": 0, "metrics": {}}]
+    assert run_key(finished[0]) == (0.3, 1)
+    assert [task.key for task in pending_tasks(tasks, finished)] == [(0.0, 0), (0.0, 1), (0.1, 1), (0.2, 0), (0.2, 1), (0.3, 0)]
