@@ -443,6 +443,8 @@ def evaluate(
       sqnn evaluate compas-model/ sample_data/compas.csv
 
       sqnn evaluate compas-model/ test.csv --json --max-gpa 0.1 --min-auc 0.7
+
+      sqnn evaluate compas-model/ test.csv --max-dp 0.1 --min-balanced-accuracy 0.6 --threshold 0.4
     """
     from . import pipeline
     from .bundle import load_bundle
