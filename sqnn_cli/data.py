@@ -76,9 +76,13 @@ MSG_MISSING_ROWS = (
 )
 MSG_ALL_MISSING = "column '{column}' is entirely empty; leave it out with --drop {column}"
 MSG_INFINITE = (
-    "column '{column}' has {count} infinite value(s) (CSV lines {lines}); fix them or pass "
-    "--inf-as-missing to treat them as missing values"
+    "column '{column}' has {count} infinite or overflowing value(s) (beyond +-1e154, CSV lines {lines}); "
+    "fix them or pass --inf-as-missing to treat them as missing values"
 )
+# Beyond this a number's square overflows a double, and so does any variance it enters:
+# standardising the column would either overflow or, computed carefully, crush every
+# other value of the column to 0. Such a number is a sentinel or a corrupt cell.
+OVERFLOWING = float(np.sqrt(np.finfo(np.float64).max))
 MSG_UNKNOWN_LABELS = (
     "target '{column}' has value(s) {found} that the model was not trained on (it knows {known}, "
     "positive class {positive!r}); recode them"
@@ -438,17 +442,18 @@ def prepare(
 
 
 def _infinite_values(features: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Row masks of the infinite values in each numeric column that has any.
+    """Row masks of the infinite or overflowing values in each numeric column that has any.
 
-    pandas reads "inf" and "-inf" in a numeric column as floats; standardising one would
-    turn the whole column into NaN. A number too large for a float ("1e999") reads as
-    infinite too.
+    pandas reads "inf" and "-inf" in a numeric column as floats, and a number too large
+    for a float ("1e999") as infinite; standardising either would turn the whole column
+    into NaN. Finite numbers beyond OVERFLOWING are refused with them.
     """
     found = {}
     for column in features.columns:
         series = features[column]
         if pd.api.types.is_float_dtype(series):
-            mask = np.isinf(series.to_numpy(dtype=float, na_value=np.nan))
+            with np.errstate(invalid="ignore"):
+                mask = np.abs(series.to_numpy(dtype=float, na_value=np.nan)) > OVERFLOWING
             if mask.any():
                 found[str(column)] = mask
     return found

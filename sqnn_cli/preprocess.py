@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import csv_line_numbers
+from .data import OVERFLOWING, csv_line_numbers
 from .errors import InputError
 
 __all__ = ["TabularEncoder", "EncodingReport", "MISSING_LEVEL"]
@@ -30,7 +30,9 @@ FORMAT_VERSION = 1
 MSG_NOT_NUMERIC = (
     "column '{column}' must be numeric (as in training) but holds {value!r} at CSV line {line}"
 )
-MSG_INFINITE = "column '{column}' holds the infinite value {value!r} at CSV line {line}; fix it or leave it empty"
+MSG_INFINITE = (
+    "column '{column}' holds the infinite or overflowing value {value!r} at CSV line {line}; fix it or leave it empty"
+)
 MSG_NOT_FITTED = "the encoder is not fitted"
 MSG_BAD_STATE = "preprocess.json is not a valid sqnn encoder: {reason}"
 
@@ -184,7 +186,8 @@ class TabularEncoder:
                     MSG_NOT_NUMERIC.format(column=name, value=series.iloc[position], line=csv_line_numbers([row], 1))
                 )
         values = values.astype(float)
-        infinite = np.isinf(values.to_numpy())
+        with np.errstate(invalid="ignore"):
+            infinite = np.abs(values.to_numpy()) > OVERFLOWING
         if infinite.any():
             # Only a column that is text in this file gets here (a numeric column's
             # infinities are refused or made missing when the table is prepared).

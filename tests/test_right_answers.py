@@ -224,22 +224,49 @@ def test_infinite_numbers_are_refused_with_column_and_line(workspace, tmp_path, 
         "evaluate": ("evaluate", workspace / "model", path),
         "predict": ("predict", workspace / "model", path, "--out", tmp_path / "s.csv"),
     }[command]
-    assert_input_error(invoke(*args), "'amount' has 2 infinite value(s)", "CSV lines 6, 11", "--inf-as-missing")
+    assert_input_error(invoke(*args), "'amount' has 2 infinite or overflowing value(s)", "CSV lines 6, 11", "--inf-as-missing")
     result = invoke(*args, "--inf-as-missing")
     assert result.exit_code == 0, result.stderr
     assert "missing value(s) in 'amount'" in result.stderr or command == "train"
 
 
-def test_numbers_near_the_float_limit_train_and_score_without_nan(tmp_path):
+def test_numbers_whose_square_overflows_are_refused_like_infinities(tmp_path):
+    """1e308 is finite, but its variance overflows; computed carefully, it would crush every
+    other value of its column to 0, a silent loss of the feature."""
     table = credit(seed=3)
     table.loc[:2, "amount"] = [1e308, -1e308, 1.7e308]
     path = tmp_path / "huge.csv"
     table.to_csv(path, index=False)
+    train = ("train", path, "-s", "sex", "--positive", "good", "--out", tmp_path / "m", *SMALL)
+    assert_input_error(invoke(*train), "'amount' has 3 infinite or overflowing value(s)", "CSV lines 2, 3, 4")
+    assert invoke(*train, "--inf-as-missing").exit_code == 0
+
+
+def test_large_finite_numbers_train_and_score_without_nan(tmp_path):
+    table = credit(seed=3)
+    table.loc[:2, "amount"] = [1e150, -1e150, 3e153]
+    path = tmp_path / "large.csv"
+    table.to_csv(path, index=False)
     trained = invoke("train", path, "-s", "sex", "--positive", "good", "--out", tmp_path / "m", *SMALL)
     assert trained.exit_code == 0, trained.stderr
-    assert invoke("predict", tmp_path / "m", path, "--out", tmp_path / "s.csv").exit_code == 0
+    scored = invoke("predict", tmp_path / "m", path, "--out", tmp_path / "s.csv")
+    assert scored.exit_code == 0, scored.stderr
     scores = pd.read_csv(tmp_path / "s.csv")["score"]
     assert scores.notna().all() and np.isfinite(scores).all()
+
+
+def test_standardising_extreme_values_never_makes_nan():
+    from sqnn_cli.preprocess import CLIP, TabularEncoder
+
+    train = pd.DataFrame({"x": [1e153, -1e153, 0.0, 1.0, 2.0]})
+    encoder = TabularEncoder().fit(train)
+    spec = encoder.columns_[0]
+    assert np.isfinite([spec["mean"], spec["scale"]]).all()
+    matrix, report = encoder.transform(pd.DataFrame({"x": [1e154, 1.0]}))
+    assert np.isfinite(matrix).all() and not report.clipped
+    tiny_scale = TabularEncoder().fit(pd.DataFrame({"x": [0.0, 1e-9, 2e-9]}))
+    matrix, report = tiny_scale.transform(pd.DataFrame({"x": [1e150, 0.0]}))
+    assert matrix[0, 0] == CLIP and report.clipped == {"x": 1}
 
 
 # -- every problem at once ------------------------------------------------------------------------------
