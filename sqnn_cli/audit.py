@@ -192,7 +192,10 @@ def _sampled_codes(theta: np.ndarray, draws: int, seed: int) -> np.ndarray:
     """
     generator = torch.Generator().manual_seed(seed)
     probabilities = torch.from_numpy(np.ascontiguousarray(theta, dtype=np.float32))
-    return torch.bernoulli(probabilities.expand(draws, *probabilities.shape), generator=generator).to(torch.uint8).numpy()
+    codes = np.empty((draws, *theta.shape), dtype=np.uint8)
+    for draw in range(draws):  # one float draw at a time: the result is a quarter of its size
+        codes[draw] = torch.bernoulli(probabilities, generator=generator).to(torch.uint8).numpy()
+    return codes
 
 
 def neuron_flows(theta: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[tuple[NeuronFlows, ...], InformationEstimate]:

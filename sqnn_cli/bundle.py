@@ -380,15 +380,13 @@ def _check_meta_schema(meta: dict[str, Any]) -> None:
     )
     history = model.get("history", [])
     _require(isinstance(history, list) and all(isinstance(r, dict) for r in history), "model.history is not a list of objects")
-    # The threshold training chose lives in the model's description; a top-level one is
-    # accepted too, for tools that annotate a bundle.
-    thresholds = {"decision_threshold": meta.get("decision_threshold"), "model.decision_threshold": model.get("decision_threshold")}
-    for where, threshold in thresholds.items():
-        if threshold is not None:
-            _require(isinstance(threshold, dict), f"{where} is not an object")
-            value = threshold.get("value")
-            _require(_is_number(value) and 0.0 <= value <= 1.0, f"{where}.value is not a number in [0, 1]")
-            _require(isinstance(threshold.get("rule"), str), f"{where}.rule is not a string")
+    # The threshold training chose; absent from bundles written before thresholds were chosen.
+    if "decision_threshold" in model:
+        threshold = model["decision_threshold"]
+        _require(isinstance(threshold, dict), "model.decision_threshold is not an object")
+        value = threshold.get("value")
+        _require(_is_number(value) and 0.0 <= value <= 1.0, "model.decision_threshold.value is not a number in [0, 1]")
+        _require(isinstance(threshold.get("rule"), str), "model.decision_threshold.rule is not a string")
     pruned = meta.get("pruned", [])
     _require(isinstance(pruned, list), "pruned is not a list")
     for step in pruned:

@@ -381,8 +381,7 @@ def train(
     meta = pipeline.training_meta(outcome, data_path=data, options=options)
     saved = save_bundle(bundle_dir, estimator=estimator, encoder=outcome.encoder, meta=meta, overwrite=overwrite)
 
-    from .estimator import THRESHOLD_RULE
-
+    rule = outcome.estimator.threshold_rule_
     if outcome.rows_dropped:
         report.warn(err, f"{outcome.rows_dropped} row(s) with a missing target or sensitive value were left out")
     last = outcome.estimator.history_[-1]
@@ -390,14 +389,14 @@ def train(
         err,
         f"trained on {outcome.rows_trained} rows in {outcome.seconds:.1f} s: final loss {last['loss']:.4f}, "
         f"BCE {last['bce']:.4f}, MI {last['mi']:.4f} bits; decision threshold {outcome.estimator.threshold_:.4g} "
-        f"({THRESHOLD_RULE}); model saved to {saved}/",
+        f"({rule}); model saved to {saved}/",
     )
     if outcome.test is not None:
         for note in report.evaluation_warnings(outcome.test, min_group_size):
             report.warn(err, note)
         if not json_output:
             report.render_evaluation(err, outcome.test.result, title=f"held-out split ({test_size:g})")
-            report.info(err, report.threshold_note(outcome.test, rule=THRESHOLD_RULE))
+            report.info(err, report.threshold_note(outcome.test, rule=rule))
     if json_output:
         summary = {
             "model": str(saved),
@@ -405,7 +404,7 @@ def train(
             "rows_dropped_missing": outcome.rows_dropped,
             "training_seconds": outcome.seconds,
             "final_epoch": last,
-            "decision_threshold": {"value": outcome.estimator.threshold_, "rule": THRESHOLD_RULE},
+            "decision_threshold": {"value": outcome.estimator.threshold_, "rule": rule},
             "test_metrics": outcome.test.to_dict() if outcome.test else None,
         }
         typer.echo(report.to_json(summary))
@@ -450,8 +449,6 @@ def evaluate(
     from .bundle import load_bundle
     from .data import read_table
 
-    from .estimator import THRESHOLD_RULE
-
     bundle = load_bundle(model)
     evaluation = pipeline.evaluate(
         bundle,
@@ -473,7 +470,10 @@ def evaluate(
             "--min-balanced-accuracy": ("balanced_accuracy", "min", min_balanced_accuracy),
         }
     )
-    outcomes = check_gates(result.to_dict(), gates, degenerate=result.degenerate, allow_degenerate=allow_degenerate)
+    outcomes = check_gates(
+        result.to_dict(), gates, degenerate=result.degenerate, constant_scores=result.constant_scores,
+        allow_degenerate=allow_degenerate,
+    )  # fmt: skip
 
     for note in report.evaluation_warnings(evaluation, min_group_size):
         report.warn(err, note)
@@ -481,7 +481,7 @@ def evaluate(
         typer.echo(report.to_json({**evaluation.to_dict(), "gates": [o.to_dict() for o in outcomes]}))
     else:
         report.render_evaluation(err, result, title=f"{data.name} scored by {model.name or model}")
-    report.info(err, report.threshold_note(evaluation, rule=THRESHOLD_RULE))
+    report.info(err, report.threshold_note(evaluation, rule=bundle.estimator.threshold_rule_))
     report.render_gates(err, outcomes)
     if not all(o.passed for o in outcomes):
         raise typer.Exit(EXIT_GATE)
@@ -526,7 +526,7 @@ def predict(
     for note in report.encoding_notes(encoding):
         report.warn(err, note)
     written = write_table(scored, out, overwrite=overwrite, inputs=(data,))
-    cut = bundle.estimator.threshold_ if threshold is None else threshold
+    cut = bundle.estimator.decision_threshold(threshold)
     where = "the model's own, chosen in training" if threshold is None else "given with --threshold"
     report.info(err, f"wrote {len(scored)} scored rows to {written}; prediction = score >= {cut:.4g} ({where})")
 

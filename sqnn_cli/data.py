@@ -76,7 +76,7 @@ MSG_MISSING_ROWS = (
 )
 MSG_ALL_MISSING = "column '{column}' is entirely empty; leave it out with --drop {column}"
 MSG_INFINITE = (
-    "column '{column}' has {count} infinite or overflowing value(s) (beyond +-1e154, CSV lines {lines}); "
+    "column '{column}' has {count} infinite or overflowing value(s) (beyond +-1.3e154, CSV lines {lines}); "
     "fix them or pass --inf-as-missing to treat them as missing values"
 )
 # Beyond this a number's square overflows a double, and so does any variance it enters:

@@ -53,7 +53,8 @@ DEVICES = ("auto", "cpu", "cuda")
 # Scoring draws from its own stream so that predictions do not depend on how long
 # training ran or on what was scored before.
 _SCORING_SEED_OFFSET = 1_000_003
-THRESHOLD_RULE = "maximises balanced accuracy of the mean score on the training rows"
+THRESHOLD_RULE = "maximises balanced accuracy of the mean score on {rows}"
+LEGACY_THRESHOLD_RULE = "the fixed 0.5 of bundles written before sqnn chose thresholds"
 
 # Seeding borrows torch's process-wide generator; models fitted concurrently in threads
 # (a Dask worker with several threads) must take turns, or they would seed each other.
@@ -389,8 +390,19 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         # A cut at 0.5 assumes calibrated, balanced scores; on a table with a 0.9 base rate,
         # or a model pushed towards independence from S, it can put every row in one class.
+        return self.choose_threshold(X, y, rows="the training rows")
+
+    def choose_threshold(self, X, y, *, rows: str) -> "SQNNClassifier":
+        """Set ``threshold_`` to the score cut that maximises balanced accuracy of the mean
+        score on X, y; ``rows`` says which rows they are, for ``threshold_rule_``."""
         self.threshold_ = balanced_accuracy_threshold(y, self.predict_proba(X)[:, 1])
+        self.threshold_rule_ = THRESHOLD_RULE.format(rows=rows)
         return self
+
+    def decision_threshold(self, given: float | None = None) -> float:
+        """The threshold in force: ``given`` if there is one, else the model's own."""
+        check_is_fitted(self, "threshold_")
+        return self.threshold_ if given is None else float(given)
 
     def _train_epoch(
         self,
@@ -499,7 +511,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X, *, threshold: float | None = None, n_samples: int | None = None) -> np.ndarray:
         """0/1 predictions at ``threshold``, by default the one chosen in training (``threshold_``)."""
-        cut = self.threshold_ if threshold is None else float(threshold)
+        cut = self.decision_threshold(threshold)
         return (self.predict_proba(X, n_samples=n_samples)[:, 1] >= cut).astype(np.int64)
 
     @_within_thread_limit
@@ -530,7 +542,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             "n_features_in": int(self.n_features_in_),
             "groups": [str(g) for g in self.groups_],
             "history": self.history_,
-            "decision_threshold": {"value": float(self.threshold_), "rule": THRESHOLD_RULE},
+            "decision_threshold": {"value": float(self.threshold_), "rule": self.threshold_rule_},
         }
         weights = {k: v.detach().cpu() for k, v in self.network_.state_dict().items()}
         return description, weights
@@ -551,6 +563,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         model.groups_ = np.asarray(description["groups"])
         model.history_ = list(description.get("history", []))
         # Bundles written before thresholds were chosen in training cut at 0.5.
-        model.threshold_ = float(description.get("decision_threshold", {}).get("value", 0.5))
+        chosen = description.get("decision_threshold") or {"value": 0.5, "rule": LEGACY_THRESHOLD_RULE}
+        model.threshold_, model.threshold_rule_ = float(chosen["value"]), str(chosen["rule"])
         model.classes_ = np.array([0, 1])
         return model

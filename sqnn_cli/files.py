@@ -166,6 +166,11 @@ def _temporary_pattern(target: Path) -> re.Pattern[str]:
     return re.compile(rf"\.{re.escape(_stem(target.name))}\.(\d+)\.[0-9a-f]{{8}}\.(?:{PARTIAL}|{RETIRED})")
 
 
+def is_temporary_of(name: str, target_name: str) -> bool:
+    """Whether ``name`` is one of the temporaries a write of ``target_name`` makes."""
+    return _temporary_pattern(Path(target_name)).fullmatch(name) is not None
+
+
 def _process_alive(pid: int) -> bool:
     if pid == os.getpid():  # another thread of this process may be writing
         return True
@@ -260,7 +265,13 @@ def replace_directory(staging: Path, target: Path) -> None:
     else:
         retired = _temporary(target, RETIRED)
         os.replace(target, retired)
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except BaseException:
+            # Under its temporary name the old directory would be removed by the next
+            # writer as a leftover: put it back.
+            os.replace(retired, target)
+            raise
         remove_tree(retired)
     _fsync_directory(target.parent)
 

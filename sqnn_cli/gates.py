@@ -6,11 +6,12 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
-__all__ = ["Gate", "GateOutcome", "check_gates", "gates_from_options", "FAIRNESS_METRICS"]
+__all__ = ["Gate", "GateOutcome", "check_gates", "gates_from_options", "THRESHOLD_FAIRNESS", "SCORE_FAIRNESS"]
 
-# Metrics that a constant classifier satisfies trivially: every row in one class gives a
-# DP and EO difference of 0, and constant scores give a GPA and AUDC of 0.
-FAIRNESS_METRICS = frozenset({"gpa", "audc", "dp_difference", "eo_difference"})
+# Fairness a constant classifier meets trivially: every row in one class gives a DP and an
+# EO difference of 0; every row with one score gives a GPA and an AUDC of 0 as well.
+THRESHOLD_FAIRNESS = frozenset({"dp_difference", "eo_difference"})
+SCORE_FAIRNESS = frozenset({"gpa", "audc"})
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,17 @@ class GateOutcome:
     value: float | None
     passed: bool
     degenerate: bool = False
-    """The gate failed because the model predicts one class for every row."""
+    """The gate failed because the model is constant where its metric looks: one class for
+    every row (DP, EO) or one score for every row (GPA, AUDC)."""
 
     @property
     def message(self) -> str:
         gate = self.gate
         if self.degenerate:
             shown = "n/a" if self.value is None else f"{self.value:.4f}"
+            constant = "one class for" if gate.metric in THRESHOLD_FAIRNESS else "one score to"
             return (
-                f"{gate.metric} = {shown}, but the model predicts one class for every row, and a constant "
+                f"{gate.metric} = {shown}, but the model gives {constant} every row, and a constant "
                 f"classifier is trivially fair, so {gate.option} {gate.bound:g} fails "
                 "(--allow-degenerate judges it anyway)"
             )
@@ -66,16 +69,24 @@ def gates_from_options(options: Mapping[str, tuple[str, str, float | None]]) -> 
 
 
 def check_gates(
-    values: Mapping[str, float | None], gates: Sequence[Gate], *, degenerate: bool = False, allow_degenerate: bool = False
+    values: Mapping[str, float | None],
+    gates: Sequence[Gate],
+    *,
+    degenerate: bool = False,
+    constant_scores: bool = False,
+    allow_degenerate: bool = False,
 ) -> list[GateOutcome]:
-    """Check each gate; a metric that is missing or NaN fails its gate, never passes it,
-    and so does a fairness metric of a ``degenerate`` model (one class for every row)
-    unless ``allow_degenerate``."""
+    """Check each gate; a metric that is missing or NaN fails its gate, never passes it.
+    Unless ``allow_degenerate``, so does DP or EO of a ``degenerate`` model (one class for
+    every row), and any fairness metric of a model with ``constant_scores``."""
+    trivially_fair = (THRESHOLD_FAIRNESS if degenerate else set()) | (
+        THRESHOLD_FAIRNESS | SCORE_FAIRNESS if constant_scores else set()
+    )
     outcomes = []
     for gate in gates:
         raw = values.get(gate.metric)
         value = None if raw is None or not math.isfinite(float(raw)) else float(raw)
-        trivial = degenerate and not allow_degenerate and gate.metric in FAIRNESS_METRICS
+        trivial = gate.metric in trivially_fair and not allow_degenerate
         if value is None or trivial:
             passed = False
         elif gate.kind == "max":

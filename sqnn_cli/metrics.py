@@ -88,6 +88,8 @@ class EvaluationResult:
     """Share of rows predicted positive at the threshold."""
     degenerate: bool
     """Every row is predicted the same class: a constant classifier, trivially "fair"."""
+    constant_scores: bool
+    """Every row has the same score: no ranking either, so GPA and AUDC are trivially 0."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python view that ``json.dumps(..., allow_nan=False)`` accepts."""
@@ -391,7 +393,11 @@ def balanced_accuracy_threshold(y_true, y_score) -> float:
     true_positives = np.concatenate([np.cumsum(positives_at[::-1])[::-1], [0.0]])
     true_negatives = np.concatenate([[0.0], np.cumsum(negatives_at)])
     balanced = (true_positives / positives + true_negatives / negatives) / 2
-    cuts = np.concatenate([values[:1], (values[:-1] + values[1:]) / 2, [np.nextafter(values[-1], np.inf)]])
+    # Halfway between two adjacent doubles rounds to one of them; the upper one keeps the cut
+    # off the lower score, which it must classify negative.
+    halfway = (values[:-1] + values[1:]) / 2
+    halfway = np.where(halfway > values[:-1], halfway, values[1:])
+    cuts = np.concatenate([values[:1], halfway, [np.nextafter(values[-1], np.inf)]])
     best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
     return float(min(cuts[best], key=lambda cut: (abs(cut - 0.5), cut)))
 
@@ -458,4 +464,5 @@ def evaluate_scores(
         small_groups=tuple(str(label) for label in groups[small]),
         positive_rate=float(y_pred.mean()),
         degenerate=bool(np.unique(y_pred).size < 2),
+        constant_scores=bool(np.ptp(y_score) == 0),
     )

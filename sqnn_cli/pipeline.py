@@ -81,8 +81,7 @@ def _evaluation(
     """Every metric of DESIGN section 3 for a model on encoded, labelled rows; at the model's
     own threshold unless one is given."""
     scores = estimator.predict_proba(X, n_samples=n_samples)[:, 1]
-    cut = estimator.threshold_ if threshold is None else float(threshold)
-    result = evaluate_scores(y, scores, sensitive_features=groups, threshold=cut, min_group_size=min_group_size)
+    result = evaluate_scores(y, scores, sensitive_features=groups, threshold=estimator.decision_threshold(threshold), min_group_size=min_group_size)
     unseen = tuple(sorted(set(map(str, groups)) - set(map(str, estimator.groups_))))
     return Evaluation(
         result=result,
@@ -219,9 +218,9 @@ def predict(
         if column in frame.columns and column != id_column:
             raise InputError(f"the data already has a '{column}' column; rename it before predicting")
     data = prepare(frame, bundle.roles, need_target=False, need_sensitive=False, inf_as_missing=inf_as_missing)
-    X, encoding = bundle.encoder.transform(data.features)
+    X, encoding = bundle.encoder.transform(data.features, inf_as_missing=inf_as_missing)
     scores = bundle.estimator.predict_proba(X, n_samples=n_samples)[:, 1]
-    cut = bundle.estimator.threshold_ if threshold is None else float(threshold)
+    cut = bundle.estimator.decision_threshold(threshold)
     kept = frame[[id_column]] if id_column is not None else frame
     out = kept.copy()
     out[SCORE_COLUMN] = scores
@@ -270,7 +269,7 @@ def _encoded(
     bundle: ModelBundle, frame: pd.DataFrame, drop_missing: bool, inf_as_missing: bool = False
 ) -> tuple[np.ndarray, PreparedData, EncodingReport]:
     data = prepare(frame, bundle.roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing)
-    X, encoding = bundle.encoder.transform(data.features)
+    X, encoding = bundle.encoder.transform(data.features, inf_as_missing=inf_as_missing)
     return X, data, encoding
 
 
@@ -306,7 +305,7 @@ def audit(
     if interventions:
         curves = intervention_curves(
             bundle.estimator, X, data.y, data.groups, result.neurons, mode=mode, random_repeats=random_repeats,
-            seed=seed, threshold=bundle.estimator.threshold_ if threshold is None else threshold,
+            seed=seed, threshold=bundle.estimator.decision_threshold(threshold),
             min_group_size=min_group_size, n_samples=n_samples,
         )  # fmt: skip
     return AuditOutcome(audit=result, interventions=curves, encoding=encoding, rows_dropped=data.rows_dropped)
@@ -346,6 +345,9 @@ def prune(
         raise InputError(f"--k {k} is more than the {len(candidates)} neurons not yet pruned")
     removed = candidates[:k]
     pruned = audit_module.prune(bundle.estimator, removed, mode=mode, mean_rates=theta.mean(axis=0))
+    # The old threshold belongs to the old head: without the removed neurons the scores
+    # shift, and the old cut can put every row in one class.
+    pruned.choose_threshold(X, data.y, rows=f"the {len(data.y)} rows of {Path(data_path).name} the pruning was ranked on")
     meta = {
         key: value for key, value in bundle.meta.items()
         if key not in {"schema_version", "sqnn_version", "torch_version", "python_version", "model", "files"}

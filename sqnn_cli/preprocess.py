@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import OVERFLOWING, csv_line_numbers
+from .data import MSG_INFINITE, OVERFLOWING, csv_line_numbers
 from .errors import InputError
 
 __all__ = ["TabularEncoder", "EncodingReport", "MISSING_LEVEL"]
@@ -29,9 +29,6 @@ FORMAT_VERSION = 1
 
 MSG_NOT_NUMERIC = (
     "column '{column}' must be numeric (as in training) but holds {value!r} at CSV line {line}"
-)
-MSG_INFINITE = (
-    "column '{column}' holds the infinite or overflowing value {value!r} at CSV line {line}; fix it or leave it empty"
 )
 MSG_NOT_FITTED = "the encoder is not fitted"
 MSG_BAD_STATE = "preprocess.json is not a valid sqnn encoder: {reason}"
@@ -150,7 +147,9 @@ class TabularEncoder:
             raise RuntimeError(MSG_NOT_FITTED)
         return self.columns_
 
-    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, EncodingReport]:
+    def transform(self, frame: pd.DataFrame, *, inf_as_missing: bool = False) -> tuple[np.ndarray, EncodingReport]:
+        """The float32 matrix of ``frame`` and what had to be patched up on the way;
+        ``inf_as_missing`` imputes infinite or overflowing numbers instead of refusing them."""
         report = EncodingReport()
         specs = self._specs()
         widths = [_width(spec) for spec in specs]
@@ -162,14 +161,14 @@ class TabularEncoder:
             block = matrix[:, start : start + width]
             series = frame[spec["name"]]
             if spec["kind"] == "numeric":
-                block[:] = self._transform_numeric(spec, series, report)
+                block[:] = self._transform_numeric(spec, series, report, inf_as_missing)
             else:
                 self._fill_categorical(spec, series, report, block)
             start += width
         return matrix, report
 
     @staticmethod
-    def _transform_numeric(spec: dict[str, Any], series: pd.Series, report: EncodingReport) -> np.ndarray:
+    def _transform_numeric(spec: dict[str, Any], series: pd.Series, report: EncodingReport, inf_as_missing: bool) -> np.ndarray:
         name = spec["name"]
         if pd.api.types.is_bool_dtype(series):
             values = series.astype(float)
@@ -188,11 +187,13 @@ class TabularEncoder:
         values = values.astype(float)
         with np.errstate(invalid="ignore"):
             infinite = np.abs(values.to_numpy()) > OVERFLOWING
-        if infinite.any():
+        if infinite.any() and inf_as_missing:
+            values = values.mask(infinite)
+        elif infinite.any():
             # Only a column that is text in this file gets here (a numeric column's
             # infinities are refused or made missing when the table is prepared).
-            position = int(np.flatnonzero(infinite)[0])
-            raise InputError(MSG_INFINITE.format(column=name, value=series.iloc[position], line=csv_line_numbers([position], 1)))
+            positions = np.flatnonzero(infinite)
+            raise InputError(MSG_INFINITE.format(column=name, count=len(positions), lines=csv_line_numbers(positions)))
         missing = values.isna().to_numpy()
         if missing.any():
             report.imputed[name] = int(missing.sum())

@@ -54,7 +54,8 @@ def rows_per_chunk(draws: int, code_size: int) -> int:
 
 def row_keys(features: np.ndarray, seed: int) -> np.ndarray:
     """One 64-bit key per row of a float32 matrix: a hash of the seed and the row's bytes."""
-    words = np.ascontiguousarray(features, dtype=np.float32).view(np.uint32)
+    # + 0.0 turns -0.0 into 0.0: equal values must hash alike, whatever their sign bit.
+    words = (np.ascontiguousarray(features, dtype=np.float32) + np.float32(0.0)).view(np.uint32)
     with np.errstate(over="ignore"):
         keys = np.full(words.shape[0], np.uint64(seed & 0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
         _mix(keys)

@@ -30,14 +30,13 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.model_selection import StratifiedKFold
 
 from . import __version__, files, pipeline
 from .bundle import ModelBundle
 from .data import ColumnRoles
 from .errors import InputError
-from .estimator import SQNNClassifier
+from .estimator import SQNNClassifier, limit_threads
 from .jsonable import plain
 
 __all__ = [
@@ -70,7 +69,7 @@ SUMMARY_JSON = "summary.json"
 PLOT_FILE = "tradeoff.png"
 LOCK_FILE = ".sweep.lock"
 # What --overwrite may delete: the files a sweep writes, and the temporary files its
-# atomic writes leave behind when killed mid-write (named ".<file>.<random>").
+# atomic writes leave behind when killed mid-write (files.is_temporary_of).
 _SWEEP_FILES = (PLAN_FILE, RUNS_FILE, SUMMARY_CSV, SUMMARY_JSON, PLOT_FILE)
 BACKENDS = ("local", "dask")
 FORMAT_VERSION = 1
@@ -169,13 +168,14 @@ def make_tasks(
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # A JSON integer of hundreds of digits is an int that math.isfinite cannot convert.
+    return isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63)
 
 
 def _is_metric_value(value: Any) -> bool:
     # Metrics that cannot be estimated are written as null (see jsonable.plain); a flag
     # (a bool) averages as a rate.
-    return value is None or (isinstance(value, (int, float)) and math.isfinite(value))
+    return value is None or isinstance(value, bool) or (_is_number(value) and math.isfinite(value))
 
 
 def record_problem(record: Any) -> str | None:
@@ -231,43 +231,14 @@ def planned_records(tasks: Sequence[RunTask], finished: Sequence[dict[str, Any]]
     return [record for record in finished if run_key(record) in planned]
 
 
-_THREADS_LOCK = threading.Lock()
-_runs_in_process = 0
-_threads_before = 0
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Every run uses one thread (torch's, and the BLAS and OpenMP pools numpy and
-    scikit-learn use), in a worker or not: parallel workers do not fight over cores,
-    and a run's floating-point results do not depend on --n-jobs.
-
-    Runs may share a process (threads of a Dask worker), so the setting is counted:
-    the first run in sets one thread, the last one out restores the previous count.
-    """
-    from threadpoolctl import threadpool_limits
-
-    global _runs_in_process, _threads_before
-    with _THREADS_LOCK:
-        if _runs_in_process == 0:
-            _threads_before = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _runs_in_process += 1
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        with _THREADS_LOCK:
-            _runs_in_process -= 1
-            if _runs_in_process == 0:
-                torch.set_num_threads(_threads_before)
-
-
 def run_one(task: RunTask) -> dict[str, Any]:
     """Train on the task's training rows, score its test rows; a JSON-ready record."""
     plan = task.plan
     started = time.perf_counter()
-    with _one_thread():
+    # One thread per run, in a worker or not (estimator.limit_threads counts blocks open
+    # at once in a Dask worker's threads): workers do not fight over cores, and a run's
+    # floating-point results do not depend on --n-jobs.
+    with limit_threads(1):
         estimator = SQNNClassifier(**{**plan.estimator_params, "gamma": task.gamma})
         outcome = pipeline.train(
             task.train, plan.roles, estimator, drop_missing=plan.drop_missing, inf_as_missing=plan.inf_as_missing
@@ -434,7 +405,6 @@ class SweepDirectory:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock_fd: int | None = None
-        self._opened = False
 
     @property
     def runs_path(self) -> Path:
@@ -450,7 +420,6 @@ class SweepDirectory:
         self._refuse_a_foreign_directory()
         self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path / LOCK_FILE
-        created_lock = not lock_path.exists()
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if not _try_lock(fd):
@@ -469,12 +438,6 @@ class SweepDirectory:
             self._lock_fd = fd
             try:
                 yield self
-            except InputError:
-                # Refused before open() wrote anything (a foreign sweep.json, a table that
-                # does not fit): the directory is left as it was found.
-                if created_lock and not self._opened:
-                    lock_path.unlink(missing_ok=True)
-                raise
             finally:
                 # Emptied, not removed: removing it would let a sweep that opened the old
                 # file and one that creates a new one both hold "the" lock.
@@ -485,7 +448,12 @@ class SweepDirectory:
             os.close(fd)
 
     def _refuse_a_foreign_directory(self) -> None:
-        if not self.path.is_dir() or (self.path / PLAN_FILE).exists():
+        """Refuse a directory that holds something other than a sweep, before anything (the
+        lock file included) is written into it."""
+        if not self.path.is_dir():
+            return
+        if (self.path / PLAN_FILE).exists():
+            self._recorded_plan()
             return
         # A sweep starting this instant has its lock file and perhaps the temporary file
         # its sweep.json is written to: that is a running sweep, for the lock to name.
@@ -509,13 +477,7 @@ class SweepDirectory:
         self._refuse_a_foreign_directory()
         plan_path = self.path / PLAN_FILE
         if plan_path.exists():
-            try:
-                recorded = json.loads(plan_path.read_text())
-            except ValueError:
-                recorded = None
-            if not isinstance(recorded, dict) or "fingerprint" not in recorded:
-                raise InputError(f"'{plan_path}' is not an sqnn sweep's record; choose another --out")
-            if recorded["fingerprint"] != _json_round_trip(plan.fingerprint()):
+            if self._recorded_plan()["fingerprint"] != _json_round_trip(plan.fingerprint()):
                 if not overwrite:
                     raise InputError(
                         f"'{self.path}' holds a sweep with other options or data; pass --overwrite to start it afresh, "
@@ -524,7 +486,17 @@ class SweepDirectory:
                 self._remove_sweep_files()
         content = {"fingerprint": plan.fingerprint(), "options": options}
         files.atomic_write_text(plan_path, json.dumps(plain(content), indent=2) + "\n")
-        self._opened = True
+
+    def _recorded_plan(self) -> dict[str, Any]:
+        """sweep.json's content, or a refusal when it is not a sweep's record."""
+        plan_path = self.path / PLAN_FILE
+        try:
+            recorded = json.loads(plan_path.read_text())
+        except (ValueError, RecursionError, OSError):
+            recorded = None
+        if not isinstance(recorded, dict) or "fingerprint" not in recorded:
+            raise InputError(f"'{plan_path}' is not an sqnn sweep's record; choose another --out")
+        return recorded
 
     def _remove_sweep_files(self) -> None:
         # The plan goes last: a kill in between leaves a sweep that is still recognised.
@@ -544,7 +516,7 @@ class SweepDirectory:
         for number, line in enumerate(self.runs_path.read_text().splitlines(), 1):
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 skipped.append(f"line {number} was cut short by an earlier interruption")
                 continue
             problem = record_problem(record)
@@ -627,7 +599,7 @@ def _describe_owner(lock_path: Path) -> str:
 
 
 def _is_temporary_sweep_file(name: str) -> bool:
-    return any(name.startswith(f".{sweep_file}.") for sweep_file in _SWEEP_FILES)
+    return any(files.is_temporary_of(name, sweep_file) for sweep_file in _SWEEP_FILES)
 
 
 def _ends_with_newline(path: Path) -> bool:

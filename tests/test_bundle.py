@@ -320,7 +320,7 @@ def _set(meta: dict, path: str, value: object) -> None:
         ("model.decision_threshold", {"value": 1.5, "rule": "manual"}),
         ("model.decision_threshold", {"value": "0.5", "rule": "manual"}),
         ("model.decision_threshold", 0.5),
-        ("decision_threshold", {"value": 0.5, "rule": 7}),
+        ("model.decision_threshold", None),
         ("roles", None),
         ("roles.target", 1),
         ("roles.sensitive", []),
@@ -351,7 +351,8 @@ def test_unknown_extra_keys_and_the_optional_fields_are_accepted(damaged):
     meta["model"]["decision_threshold"] = {"value": 0.4, "rule": "set by hand"}
     meta["roles"]["negative_label"] = "0"
     write_meta(damaged, meta)
-    assert load_bundle(damaged).meta["comment"] == "written by a newer sqnn"
+    loaded = load_bundle(damaged)
+    assert loaded.meta["comment"] == "written by a newer sqnn" and loaded.estimator.threshold_ == 0.4
 
 
 @pytest.mark.parametrize("change", [+1, -1], ids=["wider", "narrower"])

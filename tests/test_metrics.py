@@ -350,7 +350,7 @@ def test_to_dict_is_strict_json():
     assert list(as_dict) == [
         "auc", "accuracy", "balanced_accuracy", "gpa", "audc", "dp_difference",
         "eo_difference", "d_gpa", "d_audc", "n", "threshold", "groups", "small_groups",
-        "positive_rate", "degenerate",
+        "positive_rate", "degenerate", "constant_scores",
     ]
     assert list(as_dict["groups"][0]) == [
         "group", "n", "base_rate", "selection_rate", "tpr", "fpr", "auc",

@@ -122,6 +122,46 @@ def test_a_constant_classifier_fails_fairness_gates_unless_allowed(workspace):
     assert allowed.exit_code == 0 and payload["gates"][0]["passed"] is True
 
 
+def test_a_threshold_past_every_score_fails_dp_but_not_gpa(workspace):
+    """GPA ranks scores and never looks at the threshold: a degenerate cut leaves it meaningful."""
+    result, payload = evaluate_json(workspace / "model", workspace / "credit.csv", "--threshold", "1", "--max-gpa", "1", "--max-dp", "1")
+    gates = {g["gate"]: g for g in payload["gates"]}
+    assert payload["degenerate"] is True and payload["constant_scores"] is False
+    assert gates["--max-gpa"]["passed"] is True and gates["--max-dp"]["passed"] is False
+    assert result.exit_code == 1
+
+
+def test_constant_scores_fail_every_fairness_gate():
+    from sqnn_cli.gates import check_gates, gates_from_options
+    from sqnn_cli.metrics import evaluate_scores
+
+    y = np.array([0, 1] * 40)
+    groups = np.array(["a"] * 40 + ["b"] * 40)
+    result = evaluate_scores(y, np.full(80, 0.3), sensitive_features=groups)
+    assert result.constant_scores and result.degenerate and result.gpa == 0.0 and result.audc == 0.0
+    gates = gates_from_options({f"--max-{m}": (m, "max", 1.0) for m in ("gpa", "audc", "dp_difference", "eo_difference")})
+    outcomes = check_gates(result.to_dict(), gates, degenerate=True, constant_scores=True)
+    assert not any(o.passed for o in outcomes) and all(o.degenerate for o in outcomes)
+    assert "one score to every row" in outcomes[0].message
+    allowed = check_gates(result.to_dict(), gates, degenerate=True, constant_scores=True, allow_degenerate=True)
+    assert all(o.passed for o in allowed)
+
+
+def test_the_chosen_cut_never_lands_on_a_score_between_adjacent_doubles():
+    for low in (0.7, 0.55, 0.3, 1e-300):
+        high = np.nextafter(low, 1.0)
+        cut = balanced_accuracy_threshold([0, 1], [low, high])
+        assert low < cut <= high
+
+
+def test_signed_zeros_are_the_same_row(fitted):
+    model, _ = fitted
+    rows = np.zeros((2, 6), dtype=np.float32)
+    rows[1, 2] = -0.0
+    scores = model.predict_proba(rows)[:, 1]
+    assert scores[0] == scores[1]
+
+
 def test_min_balanced_accuracy_gate(workspace):
     model, data = workspace / "model", workspace / "credit.csv"
     assert invoke("evaluate", model, data, "--threshold", "0", "--min-balanced-accuracy", "0.55").exit_code == 1
@@ -326,3 +366,28 @@ def test_sweep_runs_score_at_their_own_thresholds(tmp_path):
     assert len(set(thresholds)) > 1 and 0.5 not in thresholds, thresholds
     assert all(run["metrics"]["degenerate"] is False for run in runs)
     assert all(row["degenerate_folds"] == 0 for row in json.loads(result.stdout)["gammas"])
+
+
+def test_an_infinity_in_a_column_read_as_text_follows_the_same_rule(workspace, tmp_path):
+    """A numeric column with one stray word is read as text; its 'inf' is found by the encoder."""
+    table = credit(seed=5)
+    table["amount"] = table["amount"].astype(object)
+    table.loc[5, "amount"], table.loc[6, "amount"] = "inf", "n/a"
+    path = tmp_path / "mixed.csv"
+    table.to_csv(path, index=False)
+    assert_input_error(invoke("evaluate", workspace / "model", path), "'amount'")
+    table.loc[6, "amount"] = None
+    table.to_csv(path, index=False)
+    result = invoke("evaluate", workspace / "model", path, "--inf-as-missing")
+    assert result.exit_code == 0, result.stderr
+    assert "missing value(s) in 'amount'" in result.stderr
+
+
+def test_a_pruned_model_chooses_its_threshold_again(workspace, tmp_path):
+    out = tmp_path / "pruned"
+    result = invoke("prune", workspace / "model", workspace / "credit.csv", "--k", "6", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    chosen = json.loads((out / "meta.json").read_text())["model"]["decision_threshold"]
+    assert "the pruning was ranked on" in chosen["rule"] and "credit.csv" in chosen["rule"]
+    payload = evaluate_json(out, workspace / "credit.csv")[1]
+    assert payload["threshold"] == chosen["value"] and payload["degenerate"] is False

@@ -350,7 +350,7 @@ def test_overwrite_removes_only_the_sweeps_own_files(table, tmp_path):
     out = tmp_path / "sweep"
     assert sweep(table, out, "--gammas", "0,1", "--folds", "2", "--plot").exit_code == 0
     (out / "notes.txt").write_text("keep me\n")
-    (out / ".summary.csv.x1y2").write_text("left by a kill during an atomic write\n")
+    (out / ".summary.csv.999999999.0badf00d.partial").write_text("left by a kill during an atomic write\n")
     replaced = sweep(table, out, "--gammas", "0.5", "--folds", "2", "--lr", "0.01", "--overwrite")
     assert replaced.exit_code == 0, replaced.output
     kept = [LOCK_FILE, "notes.txt", "runs.jsonl", "summary.csv", "summary.json", "sweep.json"]
@@ -376,6 +376,8 @@ GOOD = {"gamma": 0.5, "fold": 1, "metrics": METRICS}
         ({"fold": None}, "no fold"),
         ({"metrics": {**METRICS, "auc": "0.8"}}, "metric auc"),
         ({"metrics": {}}, "no metric auc"),
+        ({"gamma": 10**400}, "no gamma"),
+        ({"metrics": {**METRICS, "auc": -(10**400)}}, "metric auc"),
         ({"audit": [1]}, "audit that is not an object"),
         ({"audit": {"adrg": {"bits": "x"}}}, "audit value adrg"),
     ],
