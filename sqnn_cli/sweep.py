@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from . import __version__, files, pipeline
+from . import __version__, files, limits, pipeline
 from .bundle import ModelBundle
 from .data import ColumnRoles
 from .errors import InputError
@@ -93,7 +93,10 @@ def gamma_grid(gammas: Sequence[float] | None, steps: int) -> tuple[float, ...]:
     bad = [g for g in values if not (math.isfinite(g) and 0.0 <= g <= 1.0)]
     if bad:
         raise InputError(f"every gamma must be in [0, 1]; got {bad[0]}")
-    return tuple(sorted({round(g, _GAMMA_DECIMALS) for g in values}))
+    grid = tuple(sorted({round(g, _GAMMA_DECIMALS) for g in values}))
+    if len(grid) > limits.MAX_SWEEP_STEPS:
+        raise InputError(f"--gammas lists {len(grid)} gammas; a sweep takes at most {limits.MAX_SWEEP_STEPS}")
+    return grid
 
 
 @dataclass(frozen=True)

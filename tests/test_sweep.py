@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sqnn_cli.cli import app
+from sqnn_cli.errors import InputError
 from sqnn_cli.sweep import (
     LOCK_FILE, SUMMARY_METRICS, SweepDirectory, gamma_grid, pending_tasks, record_problem, run_key, summarise, worker_count,
 )  # fmt: skip
@@ -431,3 +432,8 @@ def test_resume_keys_name_a_run_whichever_way_its_gamma_was_written():
     finished = [{"gamma": 0.30000000000000004, "fold": 1, "metrics": {}}, {"gamma": 0.1, "fold": 0, "metrics": {}}]
     assert run_key(finished[0]) == (0.3, 1)
     assert [task.key for task in pending_tasks(tasks, finished)] == [(0.0, 0), (0.0, 1), (0.1, 1), (0.2, 0), (0.2, 1), (0.3, 0)]
+
+
+def test_a_gamma_list_beyond_the_bound_is_refused():
+    with pytest.raises(InputError, match="at most"):
+        gamma_grid([i / 100_000 for i in range(5000)], 11)
