@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tracemalloc
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from typer.testing import CliRunner
 
 from sqnn_cli import bundle as bundle_module
+from sqnn_cli import files
+from sqnn_cli.cli import app
+from sqnn_cli.data import write_table
 from sqnn_cli.bundle import fresh_bundle_path, load_bundle, save_bundle
 from sqnn_cli.data import ColumnRoles
 from sqnn_cli.errors import BundleError, InputError
 from sqnn_cli.estimator import SQNNClassifier
 from sqnn_cli.preprocess import TabularEncoder
+
+from .tampering import read_meta, replace_file, torch_bytes, write_meta
 
 
 @pytest.fixture(scope="module")
@@ -126,25 +143,6 @@ def test_overwrite_replaces_only_a_bundle(tmp_path, trained):
 
 
 # -- bundles are judged before they are read -------------------------------------------------------
-import errno
-import hashlib
-import io
-import os
-import re
-import shutil
-import subprocess
-import sys
-import tracemalloc
-import zipfile
-from pathlib import Path
-
-import torch
-from typer.testing import CliRunner
-
-from sqnn_cli import files
-from sqnn_cli.cli import app
-from sqnn_cli.data import write_table
-
 GIB = 1 << 30
 TINY = ["--epochs", "1", "--hidden", "8", "--code-size", "4", "--samples", "2"]
 runner = CliRunner()
@@ -170,28 +168,6 @@ def damaged(workspace, tmp_path) -> Path:
     return Path(shutil.copytree(workspace / "model", tmp_path / "model"))
 
 
-def read_meta(bundle: Path) -> dict:
-    return json.loads((bundle / "meta.json").read_text())
-
-
-def write_meta(bundle: Path, meta: dict) -> None:
-    """meta.json with its own checksum recomputed, as a deliberate editor would."""
-    meta["meta_sha256"] = bundle_module._meta_checksum(meta)
-    (bundle / "meta.json").write_text(json.dumps(meta))
-
-
-def replace_file(bundle: Path, name: str, content: bytes) -> None:
-    """New content for a bundle file with every checksum that covers it recomputed."""
-    (bundle / name).write_bytes(content)
-    meta = read_meta(bundle)
-    meta["files"][name] = hashlib.sha256(content).hexdigest()
-    write_meta(bundle, meta)
-
-
-def torch_bytes(obj: object) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
 
 
 def weights_of(bundle: Path) -> dict:

@@ -14,7 +14,6 @@ live in benchmarks/faults.py.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -33,10 +32,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sqnn_cli import bundle as bundle_module
 from sqnn_cli.cli import main
 
 from .conftest import synthetic_table
+from .tampering import read_meta, replace_file, torch_bytes, write_meta
 
 # Resource limits, SIGALRM and fork: the fault suite is POSIX only.
 resource = pytest.importorskip("resource")
@@ -228,28 +227,6 @@ def damaged(model, tmp_path) -> Path:
     return Path(shutil.copytree(model, tmp_path / "model"))
 
 
-def read_meta(bundle: Path) -> dict:
-    return json.loads((bundle / "meta.json").read_text())
-
-
-def write_meta(bundle: Path, meta: dict) -> None:
-    """meta.json with its own checksum recomputed, as a careful attacker would."""
-    meta["meta_sha256"] = bundle_module._meta_checksum(meta)
-    (bundle / "meta.json").write_text(json.dumps(meta))
-
-
-def replace_file(bundle: Path, name: str, content: bytes) -> None:
-    """Put new content in a bundle file and recompute every checksum that covers it."""
-    (bundle / name).write_bytes(content)
-    meta = read_meta(bundle)
-    meta["files"][name] = hashlib.sha256(content).hexdigest()
-    write_meta(bundle, meta)
-
-
-def torch_bytes(obj: object) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
 
 
 def weights_of(bundle: Path) -> dict[str, torch.Tensor]:
