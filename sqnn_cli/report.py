@@ -408,9 +408,11 @@ def plot_tradeoff(summary: Any, path: Path, *, title: str) -> Path:
     rows = [r for r in summary.rows if r.get("auc_mean") is not None]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
     gammas = [r["gamma"] for r in rows]
+    scatter = None
     for axis, metric, label in ((axes[0], "gpa", "1 - GPA"), (axes[1], "audc", "1 - AUDC")):
         points = [(1 - r[f"{metric}_mean"], r["auc_mean"], r.get(f"{metric}_std") or 0.0, r.get("auc_std") or 0.0, r["gamma"], r.get(f"pareto_{metric}")) for r in rows if r.get(f"{metric}_mean") is not None]
         if not points:
+            axis.text(0.5, 0.5, f"no gamma has an estimable {label[4:]}", ha="center", va="center", transform=axis.transAxes)
             continue
         xs, ys, xerr, yerr, gs, pareto = zip(*points)
         axis.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.75", elinewidth=0.8, zorder=1)
@@ -422,7 +424,8 @@ def plot_tradeoff(summary: Any, path: Path, *, title: str) -> Path:
         axis.set_xlabel(f"{label} (higher is fairer)")
         axis.set_ylabel("AUC")
         axis.grid(alpha=0.3)
-    figure.colorbar(scatter, ax=axes, label="gamma")
+    if scatter is not None:  # every GPA and AUDC undefined (e.g. every group below --min-group-size)
+        figure.colorbar(scatter, ax=axes, label="gamma")
     figure.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

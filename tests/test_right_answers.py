@@ -391,3 +391,14 @@ def test_a_pruned_model_chooses_its_threshold_again(workspace, tmp_path):
     assert "the pruning was ranked on" in chosen["rule"] and "credit.csv" in chosen["rule"]
     payload = evaluate_json(out, workspace / "credit.csv")[1]
     assert payload["threshold"] == chosen["value"] and payload["degenerate"] is False
+
+
+def test_the_tradeoff_plot_draws_when_no_gamma_has_a_gpa_or_audc(tmp_path):
+    from sqnn_cli.report import plot_tradeoff
+    from sqnn_cli.sweep import summarise
+
+    records = [_record(g, 0, 0.7, 0.1, False) for g in (0.0, 0.5)]
+    for record in records:
+        record["metrics"] |= {"gpa": None, "audc": None, "d_gpa": None, "d_audc": None}
+    path = plot_tradeoff(summarise(records, runs_planned=2, folds=1), tmp_path / "t.png", title="t")
+    assert path.stat().st_size > 0
