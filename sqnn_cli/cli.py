@@ -47,10 +47,18 @@ err = Console(stderr=True)
 
 
 def _command(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the core's exceptions into one line on stderr and the documented exit code."""
+    """Turn the core's exceptions into one line on stderr and the documented exit code;
+    under --json, stdout still carries one JSON object, ``{"error": ..., "exit_code": ...}``,
+    so that a pipeline parsing it never finds nothing."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def fail(message: str, code: int) -> typer.Exit:
+            report.error(err, message)
+            if kwargs.get("json_output"):
+                typer.echo(report.to_json({"error": message, "exit_code": code}))
+            return typer.Exit(code)
+
         try:
             if "threads" not in kwargs:
                 return func(*args, **kwargs)
@@ -63,16 +71,14 @@ def _command(func: Callable[..., Any]) -> Callable[..., Any]:
         except typer.Exit:
             raise
         except InputError as exc:
-            report.error(err, str(exc))
-            raise typer.Exit(EXIT_INPUT) from None
+            raise fail(str(exc), EXIT_INPUT) from None
         except KeyboardInterrupt:
-            report.error(err, "interrupted; nothing was written")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise fail("interrupted; nothing was written", EXIT_INTERRUPTED) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if os.environ.get("SQNN_DEBUG"):
                 raise
-            report.error(err, f"internal error: {type(exc).__name__}: {exc} (rerun with SQNN_DEBUG=1 for a traceback)")
-            raise typer.Exit(EXIT_INTERNAL) from None
+            message = f"internal error: {type(exc).__name__}: {exc} (rerun with SQNN_DEBUG=1 for a traceback)"
+            raise fail(message, EXIT_INTERNAL) from None
 
     return wrapper
 

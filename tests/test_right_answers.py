@@ -402,3 +402,12 @@ def test_the_tradeoff_plot_draws_when_no_gamma_has_a_gpa_or_audc(tmp_path):
         record["metrics"] |= {"gpa": None, "audc": None, "d_gpa": None, "d_audc": None}
     path = plot_tradeoff(summarise(records, runs_planned=2, folds=1), tmp_path / "t.png", title="t")
     assert path.stat().st_size > 0
+
+
+def test_json_output_is_one_object_on_failure_too(workspace, tmp_path):
+    recoded = tmp_path / "recoded.csv"
+    credit(labels=("1", "0")).to_csv(recoded, index=False)
+    result, payload = evaluate_json(workspace / "model", recoded)
+    assert result.exit_code == 2
+    assert payload["exit_code"] == 2 and "not trained on" in payload["error"]
+    assert result.stderr.count("error:") == 1
