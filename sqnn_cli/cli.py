@@ -41,6 +41,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+report.keep_option_names_whole()
 
 # Human output goes to stderr so that stdout carries JSON (or nothing) for pipelines.
 err = Console(stderr=True)
@@ -113,6 +114,14 @@ Device = _choices("Device", "auto", "cpu", "cuda")
 
 # -- shared options -------------------------------------------------------------------
 DataArg = Annotated[Path, typer.Argument(help="CSV file with a header row (.csv or .csv.gz).", show_default=False)]
+SepOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--sep",
+        help="Column delimiter of the data files: one character, or tab. Default: sniffed from the header (, ; tab |).",
+        show_default=False,
+    ),
+]
 ModelArg = Annotated[Path, typer.Argument(help="Model bundle directory written by `sqnn train`.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")]
 ThresholdOpt = Annotated[
@@ -254,6 +263,17 @@ SeedOpt = Annotated[
 DeviceOpt = Annotated[Device, typer.Option(help="Where to train; auto takes a GPU when there is one.")]
 
 
+def _read_table(path: Path, sep: str | None) -> Any:
+    """The table at ``path``, announcing a delimiter that was sniffed rather than given."""
+    from .data import read_table
+
+    frame = read_table(path, sep=sep)
+    note = frame.attrs.pop("delimiter_note", None)
+    if note:
+        report.info(err, note)
+    return frame
+
+
 def _roles(frame: Any, *, target, sensitive, positive, drop, sensitive_bins, sensitive_as_feature) -> Any:
     """Column roles from the options, announcing the target and its positive class."""
     from .data import parse_bins, resolve_roles
@@ -339,6 +359,7 @@ def train(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle directory.")] = False,
     json_output: JsonOpt = False,
+    sep: SepOpt = None,
 ) -> None:
     """Train a fair classifier on a CSV and save it as a model bundle.
 
@@ -355,7 +376,6 @@ def train(
     options = _plain_options({k: v for k, v in locals().items() if k not in {"data", "json_output", "overwrite", "out"}})
     from . import pipeline
     from .bundle import check_writable, fresh_bundle_path, save_bundle
-    from .data import read_table
 
     estimator = _estimator(
         gamma=gamma, method=method, hidden=hidden, code_size=code_size, joint_samples=joint_samples,
@@ -364,7 +384,7 @@ def train(
     )  # fmt: skip
     bundle_dir = out if out is not None else fresh_bundle_path(data)
     check_writable(bundle_dir, overwrite=overwrite, inputs=(data,))
-    frame = read_table(data)
+    frame = _read_table(data, sep)
     roles = _roles(
         frame, target=target, sensitive=sensitive, positive=positive, drop=drop, sensitive_bins=sensitive_bins,
         sensitive_as_feature=sensitive_as_feature,
@@ -438,6 +458,7 @@ def evaluate(
     min_balanced_accuracy: Annotated[
         Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if balanced accuracy is below this.", show_default=False)
     ] = None,
+    sep: SepOpt = None,
 ) -> None:
     """Score a labelled CSV with a trained model: accuracy, fairness and per-group metrics.
 
@@ -453,12 +474,11 @@ def evaluate(
     """
     from . import pipeline
     from .bundle import load_bundle
-    from .data import read_table
 
     bundle = load_bundle(model)
     evaluation = pipeline.evaluate(
         bundle,
-        read_table(data),
+        _read_table(data, sep),
         threshold=threshold,
         n_samples=samples,
         min_group_size=min_group_size,
@@ -509,6 +529,7 @@ def predict(
     threads: ThreadsOpt = None,
     inf_as_missing: InfAsMissingOpt = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+    sep: SepOpt = None,
 ) -> None:
     """Score a CSV: writes its rows with a `score` (p(y=1)) and a 0/1 `prediction` column.
 
@@ -522,12 +543,12 @@ def predict(
     """
     from . import pipeline
     from .bundle import load_bundle
-    from .data import check_table_output, read_table, write_table
+    from .data import check_table_output, write_table
 
     check_table_output(out, overwrite=overwrite, inputs=(data,))
     bundle = load_bundle(model)
     scored, encoding = pipeline.predict(
-        bundle, read_table(data), threshold=threshold, n_samples=samples, id_column=id_column, inf_as_missing=inf_as_missing
+        bundle, _read_table(data, sep), threshold=threshold, n_samples=samples, id_column=id_column, inf_as_missing=inf_as_missing
     )
     for note in report.encoding_notes(encoding):
         report.warn(err, note)
@@ -568,6 +589,7 @@ def audit_representation(
     max_adrg: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if ADRG of either audited view is above this.", show_default=False)] = None,
     max_leakage_auc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the leakage AUC of either view is above this.", show_default=False)] = None,
     max_mi: Annotated[Optional[float], typer.Option(min=0.0, help="Fail (exit 1) if the joint I(T;S) in bits is above this.", show_default=False)] = None,
+    sep: SepOpt = None,
 ) -> None:
     """Audit what the binary code still reveals about S: random forests, information flows, interventions.
 
@@ -583,12 +605,11 @@ def audit_representation(
     """
     from . import pipeline
     from .bundle import load_bundle
-    from .data import read_table
 
     if plot is not None and not interventions:
         raise InputError("--plot draws the intervention curves; add --interventions")
     bundle = load_bundle(model)
-    frame = read_table(data)
+    frame = _read_table(data, sep)
     with report.task_progress(err) as progress:
         outcome = pipeline.audit(
             bundle, frame, trees=trees, test_size=test_size, draws=draws, seed=seed, n_jobs=n_jobs,
@@ -657,6 +678,7 @@ def prune(
     inf_as_missing: InfAsMissingOpt = False,
     threads: ThreadsOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle directory.")] = False,
+    sep: SepOpt = None,
 ) -> None:
     """Write a copy of a model without the k binary neurons that carry most information about S.
 
@@ -670,12 +692,11 @@ def prune(
     """
     from . import pipeline
     from .bundle import check_writable, load_bundle, save_bundle
-    from .data import read_table
 
     check_writable(out, overwrite=overwrite, inputs=(model, data))
     bundle = load_bundle(model)
     outcome = pipeline.prune(
-        bundle, read_table(data), k=k, by=by.value, mode=mode.value, data_path=data, seed=seed, drop_missing=drop_missing,
+        bundle, _read_table(data, sep), k=k, by=by.value, mode=mode.value, data_path=data, seed=seed, drop_missing=drop_missing,
         inf_as_missing=inf_as_missing,
     )
     saved = save_bundle(out, estimator=outcome.estimator, encoder=bundle.encoder, meta=outcome.meta, overwrite=overwrite, inputs=(model,))
@@ -732,7 +753,7 @@ def sweep_gamma(
             min=1, max=limits.MAX_N_JOBS, help="Runs trained at once, each on one torch thread; results equal --n-jobs 1."
         ),
     ] = 1,
-    backend: Annotated[Backend, typer.Option(help="local: this machine; dask: a Dask cluster (pip install 'sqnn[dask]').")] = Backend.local,
+    backend: Annotated[Backend, typer.Option(help="local: this machine; dask: a Dask cluster (pip install 'sqnn\\[dask]').")] = Backend.local,
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address for --backend dask, e.g. tcp://host:8786.", show_default=False)] = None,
     plot: Annotated[bool, typer.Option("--plot", help="Write DIR/tradeoff.png: AUC against 1-GPA and 1-AUDC, coloured by gamma.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start afresh in a directory that holds a sweep with other options.")] = False,
@@ -743,6 +764,7 @@ def sweep_gamma(
     min_correlation: Annotated[
         Optional[float], typer.Option(min=-1.0, max=1.0, help="Fail (exit 1) if Spearman(gamma, 1 - GPA) over the gammas is below this.", show_default=False)
     ] = None,
+    sep: SepOpt = None,
 ) -> None:
     """Train a model per gamma and fold and show the fairness/accuracy trade-off curve.
 
@@ -758,7 +780,7 @@ def sweep_gamma(
     """
     options = _plain_options({k: v for k, v in locals().items() if k not in {"data", "json_output", "overwrite", "out", "plot", "n_jobs", "backend", "scheduler"}})
     from . import sweep
-    from .data import file_sha256, read_table
+    from .data import file_sha256
     from .files import check_output_directory
 
     estimator = _estimator(
@@ -770,12 +792,12 @@ def sweep_gamma(
         raise InputError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
     grid = sweep.gamma_grid(_parse_floats(gammas, "--gammas") if gammas is not None else None, steps)
     check_output_directory(out)
-    frame = read_table(data)
+    frame = _read_table(data, sep)
     roles = _roles(
         frame, target=target, sensitive=sensitive, positive=positive, drop=drop, sensitive_bins=sensitive_bins,
         sensitive_as_feature=sensitive_as_feature,
     )  # fmt: skip
-    test_frame = read_table(test) if test is not None else None
+    test_frame = _read_table(test, sep) if test is not None else None
     plan = sweep.SweepPlan(
         estimator_params={k: v for k, v in estimator.get_params().items() if k != "gamma"} | {"hidden": list(estimator.hidden)},
         roles=roles,
@@ -882,6 +904,7 @@ def split(
     ] = None,
     seed: Annotated[int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds the shuffle.")] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+    sep: SepOpt = None,
 ) -> None:
     """Split a CSV into stratified training and held-out files, for an honest `evaluate`.
 
@@ -892,9 +915,9 @@ def split(
       sqnn split adult.csv.gz --train tr.csv.gz --test te.csv.gz --stratify income --stratify sex
     """
     from . import pipeline
-    from .data import check_table_output, read_table, write_table
+    from .data import check_table_output, write_table
 
-    frame = read_table(data)
+    frame = _read_table(data, sep)
     columns = stratify if stratify else [str(frame.columns[-1])]
     if not stratify:
         report.info(err, f"stratifying on '{columns[0]}' (the last column; choose with --stratify)")

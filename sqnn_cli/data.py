@@ -7,7 +7,12 @@ downstream has to second-guess the data.
 
 from __future__ import annotations
 
+import csv
+import difflib
+import gzip
 import hashlib
+import io
+import itertools
 import math
 import os
 from dataclasses import dataclass, field
@@ -24,6 +29,8 @@ __all__ = [
     "ColumnRoles",
     "PreparedData",
     "read_table",
+    "parse_sep",
+    "sniff_delimiter",
     "file_sha256",
     "resolve_roles",
     "prepare",
@@ -57,7 +64,15 @@ MSG_NOT_A_FILE = "'{path}' is not a file"
 MSG_EMPTY = "data file '{path}' has no rows"
 MSG_UNREADABLE = "cannot read '{path}' as CSV: {reason}"
 MSG_DUPLICATE_COLUMNS = "data file '{path}' repeats the column name(s) {columns}; column names must be unique"
-MSG_MISSING_COLUMN = "{what} not in the data (columns: {available})"
+MSG_MISSING_COLUMN = "{what} not in the data{suggestion} (columns: {available})"
+MSG_EXCEL = "'{path}' is an Excel workbook, which sqnn does not read; export the sheet as CSV and pass that file"
+MSG_BAD_SEP = "--sep expects one character (or 'tab', '\\t'), got {sep!r}"
+MSG_SEP_HINT = "; the header holds {sep_name}s: pass --sep {sep_option}"
+MSG_REPEATED_OPTION = "{option} names {columns} more than once; name each column once"
+MSG_AUTO_TARGET = (
+    "; the target was chosen automatically as the last column, '{column}': "
+    "name the target with --target COLUMN"
+)
 MSG_NOT_BINARY = (
     "target '{column}' has {count} distinct values ({values}); "
     "pass --positive VALUE to choose the positive class"
@@ -90,6 +105,15 @@ MSG_UNKNOWN_LABELS = (
 MSG_PROBLEMS = "{count} problems in the data: {problems}"
 MSG_NO_FEATURES = "no feature columns are left after removing the target, sensitive and dropped columns"
 MSG_ROLE_CLASH = "column '{column}' cannot be both {first} and {second}"
+# The separators a table is sniffed for, in the order a tie is broken.
+DELIMITERS = (",", ";", "\t", "|")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_SEP_SPELLINGS = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+# Enough of the file to hold a header and a first row, however wide the table.
+_SNIFF_BYTES = 1 << 16
+_EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+# Zip (xlsx) and OLE2 (xls) containers: what Excel writes, whatever the file is called.
+_EXCEL_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 MSG_BAD_BINS = "--sensitive-bins expects COLUMN=EDGE,EDGE,... with numeric edges, got '{spec}'"
 MSG_BINS_NOT_SENSITIVE = "--sensitive-bins names '{column}', which is not a --sensitive column"
 
@@ -145,33 +169,105 @@ class PreparedData:
     kept_index: pd.Index
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a .csv or .csv.gz file with a header row."""
+def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
+    """Read a delimited text file (.csv, .tsv, .txt, or any of them gzipped) with a header row.
+
+    Without ``sep`` the delimiter is sniffed from the header and first row (see
+    :func:`sniff_delimiter`); when that finds anything but a comma, ``frame.attrs
+    ["delimiter_note"]`` holds a sentence for the CLI to announce, so the guess is never silent.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(MSG_NO_FILE.format(path=path))
     if not path.is_file():
         raise InputError(MSG_NOT_A_FILE.format(path=path))
+    _refuse_excel(path)
+    delimiter = parse_sep(sep) if sep is not None else sniff_delimiter(path)
     try:
         # low_memory=False: type inference over the whole column, not per chunk, so a
         # column is numeric or not as a whole.
-        frame = pd.read_csv(path, low_memory=False, skipinitialspace=True)
+        frame = pd.read_csv(path, sep=delimiter, low_memory=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise InputError(MSG_EMPTY.format(path=path)) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(MSG_UNREADABLE.format(path=path, reason=reason)) from None
+        message = MSG_UNREADABLE.format(path=path, reason=reason)
+        sniffed = sniff_delimiter(path) if sep is not None else delimiter
+        if sniffed != delimiter:
+            message += f"; it looks {_DELIMITER_NAMES[sniffed]}-separated: pass --sep {_sep_option(sniffed)}"
+        raise InputError(message) from None
     if len(frame) == 0:
         raise InputError(MSG_EMPTY.format(path=path))
     # pandas renames a repeated header ("age", "age.1"); the user never wrote "age.1", so
     # the table is refused rather than quietly given a column nobody named.
-    header = pd.read_csv(path, nrows=1, header=None, skipinitialspace=True)
+    header = pd.read_csv(path, sep=delimiter, nrows=1, header=None, skipinitialspace=True)
     names = [str(c).strip() for c in header.iloc[0]] if len(header) else []
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InputError(MSG_DUPLICATE_COLUMNS.format(path=path, columns=", ".join(f"'{c}'" for c in repeated)))
     frame.columns = [str(c).strip() for c in frame.columns]
+    if sep is None and delimiter != ",":
+        frame.attrs["delimiter_note"] = (
+            f"reading '{path}' as {_DELIMITER_NAMES[delimiter]}-separated (sniffed from its header; "
+            "choose with --sep)"
+        )
     return frame
+
+
+def parse_sep(text: str) -> str:
+    """The delimiter a ``--sep`` value means: one character, or a name for an awkward one."""
+    delimiter = _SEP_SPELLINGS.get(text.lower(), text)
+    if len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise InputError(MSG_BAD_SEP.format(sep=text))
+    return delimiter
+
+
+def sniff_delimiter(path: str | Path) -> str:
+    """The one of :data:`DELIMITERS` that splits the header into the most fields and the
+    first row into as many; a comma when none splits the header at all.
+
+    Requiring the first row to agree keeps a comma inside a quoted header name, or a
+    semicolon inside a text value, from being taken for the delimiter.
+    """
+    path = Path(path)
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError):
+        # Not readable as named (a .gz that is not gzip): the reader reports it properly.
+        return ","
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    if len(head) == _SNIFF_BYTES:
+        text = text.rsplit("\n", 1)[0]
+    best, best_fields = ",", 1
+    for delimiter in DELIMITERS:
+        try:
+            rows = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
+            records = list(itertools.islice((row for row in rows if row), 2))
+        except csv.Error:
+            continue
+        if not records or (len(records) == 2 and len(records[1]) != len(records[0])):
+            continue
+        if len(records[0]) > best_fields:
+            best, best_fields = delimiter, len(records[0])
+    return best
+
+
+def _sep_option(delimiter: str) -> str:
+    """How to write ``delimiter`` as a --sep value on a command line."""
+    return "tab" if delimiter == "\t" else f"'{delimiter}'"
+
+
+def _refuse_excel(path: Path) -> None:
+    """Excel files fail as text with a decode error that says nothing useful; name them."""
+    if path.name.lower().endswith(_EXCEL_SUFFIXES):
+        raise InputError(MSG_EXCEL.format(path=path))
+    if path.name.lower().endswith(".zip"):
+        return  # a zipped CSV shares the xlsx signature; pandas reads those
+    with open(path, "rb") as handle:
+        if handle.read(4) in _EXCEL_MAGIC:
+            raise InputError(MSG_EXCEL.format(path=path))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -219,12 +315,37 @@ def _label(value: object) -> str:
 
 
 def _require_columns(frame: pd.DataFrame, columns: Iterable[str]) -> None:
+    """Refuse, in one message, every named column the table lacks, listing all it has."""
     absent = [column for column in dict.fromkeys(columns) if column not in frame.columns]
-    if absent:
-        listing = ", ".join(map(str, frame.columns[:20])) + (", ..." if frame.shape[1] > 20 else "")
-        names = ", ".join(f"'{column}'" for column in absent)
-        what = f"column {names} is" if len(absent) == 1 else f"columns {names} are"
-        raise InputError(MSG_MISSING_COLUMN.format(what=what, available=listing))
+    if not absent:
+        return
+    present = [str(c) for c in frame.columns]
+    names = ", ".join(f"'{column}'" for column in absent)
+    what = f"column {names} is" if len(absent) == 1 else f"columns {names} are"
+    guesses = {column: _close_columns(column, present) for column in absent}
+    if len(absent) == 1 and guesses[absent[0]]:
+        suggestion = f"; did you mean {guesses[absent[0]]}?"
+    elif any(guesses.values()):
+        suggestion = "; did you mean " + ", ".join(f"{g} for '{c}'" for c, g in guesses.items() if g) + "?"
+    else:
+        suggestion = ""
+    message = MSG_MISSING_COLUMN.format(what=what, suggestion=suggestion, available=", ".join(present))
+    if len(present) == 1:
+        # One column named "a;b;c": the file was split on the wrong delimiter.
+        inside = [d for d in DELIMITERS if d in present[0]]
+        if inside:
+            message += MSG_SEP_HINT.format(sep_name=_DELIMITER_NAMES[inside[0]], sep_option=_sep_option(inside[0]))
+    raise InputError(message)
+
+
+def _close_columns(name: str, present: Sequence[str]) -> str:
+    """Columns a user probably meant by ``name`` (a slip of case or a letter or two), quoted
+    and joined with "or"; "" when none is close."""
+    by_folded: dict[str, list[str]] = {}
+    for column in present:
+        by_folded.setdefault(column.lower(), []).append(column)
+    matches = difflib.get_close_matches(name.lower(), list(by_folded), n=1, cutoff=0.75)
+    return " or ".join(f"'{column}'" for match in matches for column in by_folded[match])
 
 
 def infer_positive_label(series: pd.Series, column: str, positive: str | None) -> str:
@@ -282,17 +403,23 @@ def resolve_roles(
 ) -> ColumnRoles:
     """Assign every column a role; the target defaults to the last column."""
     target_column = target if target is not None else str(frame.columns[-1])
-    sensitive = tuple(dict.fromkeys(sensitive))
-    drop = tuple(dict.fromkeys(drop))
+    # A repeated name is a slip (often of another column's name), so it is refused, not merged.
+    for option, names in (("--sensitive", sensitive), ("--drop", drop)):
+        repeated = [name for name in dict.fromkeys(names) if list(names).count(name) > 1]
+        if repeated:
+            raise InputError(MSG_REPEATED_OPTION.format(option=option, columns=", ".join(f"'{c}'" for c in repeated)))
+    sensitive = tuple(sensitive)
+    drop = tuple(drop)
     sensitive_bins = dict(sensitive_bins or {})
+    auto_note = MSG_AUTO_TARGET.format(column=target_column) if target is None else ""
     _require_columns(frame, (target_column, *sensitive, *drop))
     for column in sensitive:
         if column == target_column:
-            raise InputError(MSG_ROLE_CLASH.format(column=column, first="the target", second="sensitive"))
+            raise InputError(MSG_ROLE_CLASH.format(column=column, first="the target", second="sensitive") + auto_note)
         if column in drop:
             raise InputError(MSG_ROLE_CLASH.format(column=column, first="sensitive", second="dropped"))
     if target_column in drop:
-        raise InputError(MSG_ROLE_CLASH.format(column=target_column, first="the target", second="dropped"))
+        raise InputError(MSG_ROLE_CLASH.format(column=target_column, first="the target", second="dropped") + auto_note)
     for column in sensitive_bins:
         if column not in sensitive:
             raise InputError(MSG_BINS_NOT_SENSITIVE.format(column=column))

@@ -240,8 +240,8 @@ class TestResolveRoles:
         roles = resolve_roles(frame, target="y", sensitive=["sex"], sensitive_as_feature=True)
         assert roles.features == ("age", "colour", "sex")
 
-    def test_dropped_columns_and_repeated_options(self):
-        roles = resolve_roles(frame_of(SMALL), target="y", sensitive=["sex", "sex"], drop=["colour", "colour"])
+    def test_dropped_columns(self):
+        roles = resolve_roles(frame_of(SMALL), target="y", sensitive=["sex"], drop=["colour"])
         assert roles.sensitive == ("sex",)
         assert roles.dropped == ("colour",)
         assert roles.features == ("age",)
@@ -459,3 +459,135 @@ def test_positive_label_case_is_forgiven_when_unambiguous():
 def test_outputs_must_be_csv(tmp_path):
     with pytest.raises(InputError, match=".csv or .csv.gz"):
         write_table(pd.DataFrame({"a": [1]}), tmp_path / "scores.parquet")
+
+
+# -- delimiters, Excel, column names (issue 14) -----------------------------------------
+class TestDelimiters:
+    @pytest.mark.parametrize(
+        "name, delimiter, word",
+        [("t.tsv", "\t", "tab"), ("t.txt", ";", "semicolon"), ("t.csv", "|", "pipe"), ("t.tsv.gz", "\t", "tab")],
+    )
+    def test_sniffed_delimiters_read_like_a_csv_and_are_announced(self, tmp_path, name, delimiter, word):
+        path = tmp_path / name
+        text = SMALL.replace(",", delimiter)
+        if name.endswith(".gz"):
+            path.write_bytes(gzip.compress(text.encode()))
+        else:
+            path.write_text(text)
+        frame = read_table(path)
+        pd.testing.assert_frame_equal(frame, frame_of(SMALL))
+        assert frame.attrs["delimiter_note"].startswith(f"reading '{path}' as {word}-separated")
+
+    def test_a_comma_file_is_not_announced(self, tmp_path):
+        path = tmp_path / "t.csv"
+        path.write_text(SMALL)
+        assert "delimiter_note" not in read_table(path).attrs
+
+    def test_delimiters_inside_quoted_values_do_not_win(self, tmp_path):
+        path = tmp_path / "t.csv"
+        path.write_text('a,"b;c;d",y\n"x;1;2",2,0\n"z;3;4",4,1\n')
+        assert list(read_table(path).columns) == ["a", "b;c;d", "y"]
+
+    def test_a_row_that_disagrees_with_the_header_is_not_sniffed(self, tmp_path):
+        # The header splits on ';' into 3 but the first row into 1: not semicolon-separated.
+        path = tmp_path / "t.csv"
+        path.write_text("a;b;c\n1\n2\n")
+        assert list(read_table(path).columns) == ["a;b;c"]
+
+    @pytest.mark.parametrize("sep", ["\t", "\\t", "tab", "TAB"])
+    def test_sep_spellings_of_a_tab(self, tmp_path, sep):
+        path = tmp_path / "t.txt"
+        path.write_text(SMALL.replace(",", "\t"))
+        frame = read_table(path, sep=sep)
+        assert list(frame.columns) == ["age", "colour", "sex", "y"]
+        assert "delimiter_note" not in frame.attrs
+
+    def test_sep_overrides_the_sniffed_delimiter(self, tmp_path):
+        path = tmp_path / "t.csv"
+        path.write_text("a;b,c;y\n1;2,3;0\n4;5,6;1\n")
+        assert list(read_table(path).columns) == ["a", "b,c", "y"]
+        assert list(read_table(path, sep=",").columns) == ["a;b", "c;y"]
+
+    @pytest.mark.parametrize("sep", ["", ";;", "tabs", '"', "\n"])
+    def test_a_sep_that_is_not_one_character_is_refused(self, tmp_path, sep):
+        path = tmp_path / "t.csv"
+        path.write_text(SMALL)
+        with pytest.raises(InputError, match="--sep expects one character"):
+            read_table(path, sep=sep)
+
+    def test_a_wrong_delimiter_gets_a_sep_hint_when_a_column_is_missing(self, tmp_path):
+        path = tmp_path / "t.csv"
+        path.write_text(SMALL.replace(",", ";"))
+        with pytest.raises(InputError) as info:
+            resolve_roles(read_table(path, sep=","), target="y", sensitive=["sex"])
+        assert str(info.value).endswith("the header holds semicolons: pass --sep ';'")
+
+    @pytest.mark.parametrize(
+        "name, content",
+        [
+            ("book.xlsx", b"PK\x03\x04 rest of a zip"),
+            ("book.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
+            ("renamed.csv", b"PK\x03\x04\x14\x00\x06\x00"),
+            ("renamed.txt", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00"),
+        ],
+    )
+    def test_excel_files_are_refused_with_an_export_hint(self, tmp_path, name, content):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(InputError) as info:
+            read_table(path)
+        assert str(info.value) == f"'{path}' is an Excel workbook, which sqnn does not read; export the sheet as CSV and pass that file"
+
+
+class TestColumnNames:
+    WIDE = ",".join([f"c{i:02d}" for i in range(24)] + ["credit", "sex", "y"]) + "\n"
+
+    def wide_frame(self) -> pd.DataFrame:
+        row = ",".join(["1"] * 24 + ["1", "F", "0"])
+        row2 = ",".join(["2"] * 24 + ["2", "M", "1"])
+        return frame_of(self.WIDE + row + "\n" + row2 + "\n")
+
+    def test_every_column_is_listed(self):
+        with pytest.raises(InputError) as info:
+            resolve_roles(self.wide_frame(), target="label", sensitive=["sex"])
+        assert str(info.value).endswith(f"(columns: {self.WIDE.strip().replace(',', ', ')})")
+
+    @pytest.mark.parametrize("typed, meant", [("Credit", "credit"), ("CREDIT", "credit"), ("credt", "credit"), ("sexx", "sex")])
+    def test_a_slip_gets_a_did_you_mean(self, typed, meant):
+        with pytest.raises(InputError) as info:
+            resolve_roles(self.wide_frame(), target="y", sensitive=[typed])
+        assert str(info.value).startswith(f"column '{typed}' is not in the data; did you mean '{meant}'? (columns: c00, ")
+
+    def test_columns_differing_only_in_case_are_both_suggested(self):
+        frame = frame_of("Sex,sex,x,y\nF,F,1,0\nM,M,2,1\n")
+        with pytest.raises(InputError, match=re.escape("did you mean 'Sex' or 'sex'?")):
+            resolve_roles(frame, target="y", sensitive=["SEX"])
+
+    def test_every_absent_column_is_named_once_with_its_suggestion(self):
+        with pytest.raises(InputError) as info:
+            resolve_roles(self.wide_frame(), target="y", sensitive=["Sex", "race"], drop=["credt"])
+        message = str(info.value)
+        assert message.startswith(
+            "columns 'Sex', 'race', 'credt' are not in the data; did you mean 'sex' for 'Sex', 'credit' for 'credt'? (columns: "
+        )
+
+    @pytest.mark.parametrize("option, kwargs", [("--sensitive", {"sensitive": ["sex", "sex"]}), ("--drop", {"sensitive": ["sex"], "drop": ["age", "age"]})])
+    def test_a_repeated_column_is_refused(self, option, kwargs):
+        with pytest.raises(InputError) as info:
+            resolve_roles(frame_of(SMALL), target="y", **kwargs)
+        column = kwargs.get("drop", kwargs["sensitive"])[0]
+        assert str(info.value) == f"{option} names '{column}' more than once; name each column once"
+
+    @pytest.mark.parametrize("kwargs, role", [({"sensitive": ["y"]}, "sensitive"), ({"sensitive": ["sex"], "drop": ["y"]}, "dropped")])
+    def test_a_clash_with_the_automatic_target_says_so(self, kwargs, role):
+        with pytest.raises(InputError) as info:
+            resolve_roles(frame_of(SMALL), target=None, **kwargs)
+        assert str(info.value) == (
+            f"column 'y' cannot be both the target and {role}; the target was chosen automatically as the last "
+            "column, 'y': name the target with --target COLUMN"
+        )
+
+    def test_a_named_target_clash_has_no_automatic_note(self):
+        with pytest.raises(InputError) as info:
+            resolve_roles(frame_of(SMALL), target="y", sensitive=["y"])
+        assert "automatically" not in str(info.value)
