@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from .preprocess import EncodingReport
 
 __all__ = [
+    "keep_option_names_whole",
     "to_json",
     "error",
     "warn",
@@ -40,8 +43,12 @@ __all__ = [
     "render_interventions",
     "plot_interventions",
     "render_sweep",
+    "tradeoff_figure",
     "plot_tradeoff",
 ]
+
+# How often a log (no terminal) gets a progress line.
+PROGRESS_SECONDS = 5.0
 
 _SUMMARY_ROWS = (
     ("auc", "AUC"),
@@ -54,6 +61,29 @@ _SUMMARY_ROWS = (
     ("d_gpa", "dGPA = (1 - AUC) + GPA"),
     ("d_audc", "dAUDC = (1 - AUC) + AUDC"),
 )
+
+
+def keep_option_names_whole() -> None:
+    """typer lets rich squeeze the option names of ``--help`` like the help text beside
+    them, so at 80 columns ``--sensitive-as-feature`` became ``--sensitive-as-feat…``.
+    Its options tables are made with names that never wrap: the type and help columns
+    (always the last two) wrap instead. Commands tables have only those two."""
+    import typer.rich_utils
+
+    current = getattr(typer.rich_utils, "Table", None)
+    # Another typer may build its tables otherwise: then its own layout stands.
+    if current is None or getattr(current, "keeps_names_whole", False):
+        return
+
+    class OptionsTable(Table):
+        keeps_names_whole = True
+
+        def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+            super().add_row(*renderables, **kwargs)
+            for column in self.columns[:-2]:
+                column.no_wrap = True
+
+    typer.rich_utils.Table = OptionsTable
 
 
 def to_json(data: Any) -> str:
@@ -158,9 +188,11 @@ def render_evaluation(console: Console, result: EvaluationResult, *, title: str)
 
 @contextmanager
 def task_progress(console: Console) -> Iterator[Any]:
-    """Yields a ``(label, done, total)`` callback drawing one bar per label on a terminal."""
+    """Yields a ``(label, done, total)`` callback: one bar per label on a terminal, plain
+    lines in a log (see _PlainProgress)."""
     if not console.is_terminal:
-        yield None
+        plain = _PlainProgress(console)
+        yield lambda label, done, total: plain.line(f"{label}: {done}/{total}", final=done >= total)
         return
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
     tasks: dict[str, Any] = {}
@@ -174,6 +206,23 @@ def task_progress(console: Console) -> Iterator[Any]:
         yield update
 
 
+class _PlainProgress:
+    """Progress for a log (a CI step, a file): a plain line on stderr at most every
+    PROGRESS_SECONDS, with the time elapsed. Work shorter than that prints nothing; work
+    that printed anything also prints its last step, so the log shows it ended."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.started = self.last = time.monotonic()
+        self.printed = False
+
+    def line(self, text: str, *, final: bool = False) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_SECONDS or (final and self.printed):
+            self.console.print(f"{escape(text)} ({now - self.started:.0f} s)", soft_wrap=True, highlight=False)
+            self.last, self.printed = now, True
+
+
 def render_gates(console: Console, outcomes: Sequence[GateOutcome]) -> None:
     for outcome in outcomes:
         style = "green" if outcome.passed else "bold red"
@@ -182,9 +231,18 @@ def render_gates(console: Console, outcomes: Sequence[GateOutcome]) -> None:
 
 @contextmanager
 def training_progress(console: Console, epochs: int) -> Iterator[Any]:
-    """Yields an epoch callback; draws a progress bar only when stderr is a terminal."""
+    """Yields an epoch callback: a progress bar on a terminal, plain lines in a log."""
     if not console.is_terminal:
-        yield None
+        plain = _PlainProgress(console)
+
+        def log_epoch(record: dict[str, float]) -> None:
+            plain.line(
+                f"training: epoch {record['epoch']}/{epochs}, loss {record['loss']:.4f}, BCE {record['bce']:.4f}, "
+                f"MI {record['mi']:.4f} bits",
+                final=record["epoch"] >= epochs,
+            )
+
+        yield log_epoch
         return
     progress = Progress(
         TextColumn("training"),
@@ -347,30 +405,50 @@ def plot_interventions(points: Sequence[Any], path: Path, *, title: str) -> Path
 
 
 # -- gamma sweep --------------------------------------------------------------------------
-def _mean_std(row: dict[str, Any], metric: str) -> str:
-    mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
+_SWEEP_HEADERS = {"auc": "AUC", "gpa": "GPA", "audc": "AUDC", "dp_difference": "DP", "d_gpa": "dGPA", "d_audc": "dAUDC",
+                  "adrg": "ADRG", "leakage_auc": "leak AUC", "mi_joint": "I(T;S)"}  # fmt: skip
+# Logs and pipes have no width of their own: give them the full table rather than rich's 80.
+_LOG_WIDTH = 130
+# Narrow layouts, tried in order until one fits: (std beside the mean, std stacked under it,
+# metrics left out). dGPA and dAUDC go first: they are (1-AUC)+GPA and (1-AUC)+AUDC.
+_SWEEP_LAYOUTS = (
+    ("inline", ()),
+    ("stacked", ()),
+    ("stacked", ("d_gpa", "d_audc")),
+    ("mean", ("d_gpa", "d_audc")),
+    ("mean", ("d_gpa", "d_audc", "mi_joint")),
+    ("mean", ("d_gpa", "d_audc", "mi_joint", "adrg")),
+)
+
+
+def _mean_std(row: dict[str, Any], metric: str, std: str = "inline") -> str:
+    mean, spread = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
     if mean is None:
         return "n/a"
-    return f"{mean:.3f}" + (f"±{std:.3f}" if std is not None else "")
+    if spread is None or std == "mean":
+        return f"{mean:.3f}"
+    return f"{mean:.3f}" + ("\n" if std == "stacked" else "") + f"±{spread:.3f}"
 
 
-def render_sweep(console: Console, summary: Any, *, title: str) -> None:
-    metrics = ["auc", "gpa", "audc", "dp_difference", "d_gpa", "d_audc"]
-    if any("adrg_mean" in row for row in summary.rows):
-        metrics += ["adrg", "leakage_auc", "mi_joint"]
-    headers = {"auc": "AUC", "gpa": "GPA", "audc": "AUDC", "dp_difference": "DP", "d_gpa": "dGPA", "d_audc": "dAUDC",
-               "adrg": "ADRG", "leakage_auc": "leak AUC", "mi_joint": "I(T;S)"}  # fmt: skip
-    table = Table(title=title, caption="mean±std over folds; Pareto: non-dominated in AUC and GPA / AUDC; "
-                  "criterion: largest AUC + (1-GPA) + (1-AUDC), the paper's model selection",
-                  header_style="bold", title_justify="left")  # fmt: skip
+def _sweep_table(summary: Any, title: str, metrics: list[str], std: str) -> Table:
+    one_fold = summary.folds <= 1
+    spread = {"inline": "mean±std over folds", "stacked": "mean over folds, ±std under it", "mean": "mean over folds (std left out)"}[std]
+    caption = (
+        ("one fold: no std" if one_fold else spread) + "; Pareto: non-dominated in AUC and GPA / AUDC; "
+        "criterion: largest AUC + (1-GPA) + (1-AUDC), the paper's model selection"
+    )
+    narrow = std != "inline"
+    table = Table(title=title, caption=caption, header_style="bold", title_justify="left", caption_justify="left")
     table.add_column("gamma", justify="right", no_wrap=True)
     for metric in metrics:
-        table.add_column(headers[metric], justify="right", no_wrap=True)
+        header = _SWEEP_HEADERS[metric].replace(" ", "\n") if narrow else _SWEEP_HEADERS[metric]
+        table.add_column(header, justify="right", no_wrap=True)
     table.add_column("Pareto", no_wrap=True)
-    table.add_column("best", no_wrap=True)
+    table.add_column("best")
+    joiner = "\n" if narrow else ", "
     for row in summary.rows:
-        pareto = "+".join(name for name in ("GPA", "AUDC") if row.get(f"pareto_{name.lower()}"))
-        best = ", ".join(
+        pareto = joiner.join(name for name in ("GPA", "AUDC") if row.get(f"pareto_{name.lower()}"))
+        best = joiner.join(
             label
             for label, gamma in (
                 ("dGPA", summary.best_by_d_gpa),
@@ -382,51 +460,127 @@ def render_sweep(console: Console, summary: Any, *, title: str) -> None:
         best = f"[bold green]{best}[/]"
         if row.get("degenerate_folds"):
             best = f"[bold red]one class in {row['degenerate_folds']} fold(s)[/]"
-        table.add_row(f"{row['gamma']:g}", *[_mean_std(row, m) for m in metrics], pareto, best)
-    # Logs and pipes get a table wide enough to read; a terminal keeps its own width.
-    wide = console if console.is_terminal else Console(file=console.file, width=max(console.width, 130))
-    wide.print(table)
+        table.add_row(f"{row['gamma']:g}", *[_mean_std(row, m, std) for m in metrics], pareto, best)
+    return table
+
+
+def render_sweep(console: Console, summary: Any, *, title: str) -> None:
+    metrics = ["auc", "gpa", "audc", "dp_difference", "d_gpa", "d_audc"]
+    if any("adrg_mean" in row for row in summary.rows):
+        metrics += ["adrg", "leakage_auc", "mi_joint"]
+    out = console if console.is_terminal else Console(file=console.file, width=max(console.width, _LOG_WIDTH))
+    # Numbers are never cut: the first layout that fits whole is drawn.
+    for std, dropped in _SWEEP_LAYOUTS:
+        shown = [m for m in metrics if m not in dropped]
+        table = _sweep_table(summary, title, shown, std)
+        # measured unbounded: rich clamps a measurement to the width it is given
+        if Measurement.get(out, out.options.update_width(10_000), table).maximum <= out.width:
+            break
+    out.print(table)
+    left_out = [_SWEEP_HEADERS[m] for m in metrics if m not in shown]
+    if std == "mean" and summary.folds > 1:
+        left_out.append("std over folds")
+    if left_out:
+        console.print(f"left out, too narrow: {', '.join(left_out)} (see summary.csv, or widen the terminal)")
     names = {"one_minus_gpa": "1-GPA", "one_minus_audc": "1-AUDC", "auc": "AUC"}
     for kind in ("pearson", "spearman"):
         parts = [
             f"{names[k]} {v:+.3f}" if v is not None else f"{names[k]} n/a" for k, v in summary.correlations[kind].items()
         ]
         console.print(f"{kind.capitalize()} correlation of gamma with " + ", ".join(parts))
-    console.print(f"{summary.runs_finished} of {summary.runs_planned} runs finished; mean ± std over folds")
+    spread = "one fold: no std" if summary.folds <= 1 else "mean ± std over folds"
+    console.print(f"{summary.runs_finished} of {summary.runs_planned} runs finished; {spread}")
     for note in summary.notes:
         warn(console, note)
 
 
-def plot_tradeoff(summary: Any, path: Path, *, title: str) -> Path:
-    """AUC against 1-GPA and against 1-AUDC, points coloured by gamma, the Pareto front
-    drawn (the paper's Figures 2 and 3)."""
+# A gamma whose model ranks no better than chance (or put a fold in one class) has collapsed:
+# its point sits far from the others and would squash them into a corner if the axes fit it.
+_CHANCE_MARGIN = 0.02
+
+
+def _collapsed(row: dict[str, Any]) -> bool:
+    return bool(row.get("degenerate_folds")) or row["auc_mean"] <= 0.5 + _CHANCE_MARGIN
+
+
+def _fitted_limits(values: Sequence[float]) -> tuple[float, float]:
+    low, high = min(values), max(values)
+    margin = max(0.1 * (high - low), 0.01)
+    return low - margin, high + margin
+
+
+def tradeoff_figure(summary: Any, *, title: str) -> Any:
+    """The figure :func:`plot_tradeoff` saves (separate so that its axes can be inspected)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     rows = [r for r in summary.rows if r.get("auc_mean") is not None]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
     gammas = [r["gamma"] for r in rows]
     scatter = None
     for axis, metric, label in ((axes[0], "gpa", "1 - GPA"), (axes[1], "audc", "1 - AUDC")):
-        points = [(1 - r[f"{metric}_mean"], r["auc_mean"], r.get(f"{metric}_std") or 0.0, r.get("auc_std") or 0.0, r["gamma"], r.get(f"pareto_{metric}")) for r in rows if r.get(f"{metric}_mean") is not None]
+        points = [
+            (1 - r[f"{metric}_mean"], r["auc_mean"], r.get(f"{metric}_std") or 0.0, r.get("auc_std") or 0.0, r["gamma"],
+             r.get(f"pareto_{metric}"), _collapsed(r))
+            for r in rows
+            if r.get(f"{metric}_mean") is not None
+        ]  # fmt: skip
         if not points:
             axis.text(0.5, 0.5, f"no gamma has an estimable {label[4:]}", ha="center", va="center", transform=axis.transAxes)
             continue
-        xs, ys, xerr, yerr, gs, pareto = zip(*points)
-        axis.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.75", elinewidth=0.8, zorder=1)
-        scatter = axis.scatter(xs, ys, c=gs, cmap="viridis", vmin=min(gammas), vmax=max(gammas), s=40, zorder=2)
-        front = sorted((x, y) for x, y, flag in zip(xs, ys, pareto) if flag)
+        xs, ys, xerr, yerr, gs, pareto, collapsed = zip(*points)
+        kept = [i for i in range(len(points)) if not collapsed[i]]
+        if len(kept) < 2:  # nothing to protect from squashing
+            kept = list(range(len(points)))
+        x_limits = _fitted_limits([xs[i] + sign * xerr[i] for i in kept for sign in (-1, 1)])
+        y_limits = _fitted_limits([ys[i] + sign * yerr[i] for i in kept for sign in (-1, 1)])
+        inside = [x_limits[0] <= x <= x_limits[1] and y_limits[0] <= y <= y_limits[1] for x, y in zip(xs, ys)]
+        # off-scale points are pinned to the nearest edge and labelled with their true values
+        shown_x = [min(max(x, x_limits[0]), x_limits[1]) for x in xs]
+        shown_y = [min(max(y, y_limits[0]), y_limits[1]) for y in ys]
+        for i in (i for i in range(len(points)) if inside[i]):
+            axis.errorbar(xs[i], ys[i], xerr=xerr[i], yerr=yerr[i], fmt="none", ecolor="0.75", elinewidth=0.8, zorder=1)
+        scatter = axis.scatter(
+            shown_x, shown_y, c=gs, cmap="viridis", vmin=min(gammas), vmax=max(gammas), s=40, zorder=2,
+            clip_on=False, edgecolors=["none" if flag else "black" for flag in inside],
+        )  # fmt: skip
+        for x, y, g, flag, true_x, true_y in zip(shown_x, shown_y, gs, inside, xs, ys):
+            text = f"γ={g:g}" if flag else f"γ={g:g} off scale ({label} {true_x:.2f}, AUC {true_y:.2f})"
+            axis.annotate(text, (x, y), textcoords="offset points", fontsize=7,
+                          xytext=(5, 4) if flag else (-6, 6), ha="left" if flag else "right")  # fmt: skip
+        handles = []
+        front = sorted((x, y) for x, y, flag, ok in zip(xs, ys, pareto, inside) if flag and ok)
         if front:
-            axis.plot(*zip(*front), "-", color="crimson", linewidth=1.2, label="Pareto front", zorder=3)
-            axis.legend(loc="lower left", fontsize=8)
+            # a marker on the line keeps the legend entry (and a one-point front) visible
+            axis.plot(*zip(*front), "-", color="crimson", linewidth=1.2, marker="o", markersize=9,
+                      markerfacecolor="none", label="Pareto front", zorder=3)  # fmt: skip
+            handles.append(Line2D([], [], color="crimson", linewidth=1.2, marker="o", markersize=9,
+                                  markerfacecolor="none", label="Pareto front"))  # fmt: skip
+        if not all(inside):
+            handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="0.8", markeredgecolor="black",
+                                  label="off scale, pinned to the edge"))  # fmt: skip
+        if handles:
+            axis.legend(handles=handles, loc="best", fontsize=8)
+        axis.set_xlim(*x_limits)
+        axis.set_ylim(*y_limits)
         axis.set_xlabel(f"{label} (higher is fairer)")
         axis.set_ylabel("AUC")
         axis.grid(alpha=0.3)
     if scatter is not None:  # every GPA and AUDC undefined (e.g. every group below --min-group-size)
         figure.colorbar(scatter, ax=axes, label="gamma")
     figure.suptitle(title)
+    return figure
+
+
+def plot_tradeoff(summary: Any, path: Path, *, title: str) -> Path:
+    """AUC against 1-GPA and against 1-AUDC, points coloured and labelled by gamma, the
+    Pareto front drawn (the paper's Figures 2 and 3); axes fit the gammas that did not collapse."""
+    import matplotlib.pyplot as plt
+
+    figure = tradeoff_figure(summary, title=title)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
