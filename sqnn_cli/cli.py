@@ -113,7 +113,7 @@ Device = _choices("Device", "auto", "cpu", "cuda")
 
 
 # -- shared options -------------------------------------------------------------------
-DataArg = Annotated[Path, typer.Argument(help="CSV file with a header row (.csv or .csv.gz).", show_default=False)]
+DataArg = Annotated[Path, typer.Argument(help="Table with a header row: .csv, .tsv or .txt, gzipped or not; the delimiter is sniffed (or --sep).", show_default=False)]
 SepOpt = Annotated[
     Optional[str],
     typer.Option(
