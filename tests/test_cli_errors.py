@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import collections
 import gzip
-import hashlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -20,9 +18,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sqnn_cli import bundle as bundle_module
 from sqnn_cli import limits
 from sqnn_cli.cli import app
+
+from .tampering import replace_file, torch_bytes, write_meta
 
 TINY = ["--epochs", "1", "--hidden", "8", "--code-size", "4", "--samples", "2"]
 runner = CliRunner()
@@ -344,12 +343,6 @@ def test_garbage_meta_json(damaged, data, content):
     assert_input_error(invoke("evaluate", damaged, data), "not an sqnn model bundle", "meta.json")
 
 
-def _write_meta(bundle: Path, meta: dict) -> None:
-    """Write meta.json with a matching checksum, as a careful editor would."""
-    meta["meta_sha256"] = bundle_module._meta_checksum(meta)
-    (bundle / "meta.json").write_text(json.dumps(meta))
-
-
 def test_hand_edited_meta_json_fails_its_checksum(damaged, data):
     meta = json.loads((damaged / "meta.json").read_text())
     meta["roles"]["positive_label"] = "0"
@@ -360,25 +353,11 @@ def test_hand_edited_meta_json_fails_its_checksum(damaged, data):
 def test_newer_schema_version(damaged, data):
     meta = json.loads((damaged / "meta.json").read_text())
     meta["schema_version"] = 99
-    _write_meta(damaged, meta)
+    write_meta(damaged, meta)
     assert_input_error(invoke("evaluate", damaged, data), "schema version 99")
 
 
 # -- tampered bundles ----------------------------------------------------------------------------
-def _rewrite(bundle: Path, name: str, content: bytes) -> None:
-    """Replace a file and record its new checksum, as a careful attacker would."""
-    (bundle / name).write_bytes(content)
-    meta = json.loads((bundle / "meta.json").read_text())
-    meta["files"][name] = hashlib.sha256(content).hexdigest()
-    _write_meta(bundle, meta)
-
-
-def _torch_bytes(obj: object) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
 def test_edited_preprocess_json_fails_the_checksum(damaged, data):
     path = damaged / "preprocess.json"
     path.write_text(path.read_text().replace('"red"', '"crimson"'))
@@ -387,7 +366,7 @@ def test_edited_preprocess_json_fails_the_checksum(damaged, data):
 
 def test_replaced_weights_fail_the_checksum(damaged, data):
     weights = torch.load(damaged / "weights.pt", weights_only=True)
-    (damaged / "weights.pt").write_bytes(_torch_bytes({k: torch.zeros_like(v) for k, v in weights.items()}))
+    (damaged / "weights.pt").write_bytes(torch_bytes({k: torch.zeros_like(v) for k, v in weights.items()}))
     assert_input_error(invoke("evaluate", damaged, data), "modified after training", "weights.pt")
 
 
@@ -398,20 +377,20 @@ def test_replaced_weights_fail_the_checksum(damaged, data):
 )
 def test_weights_with_non_tensor_objects_are_refused_even_with_a_matching_checksum(damaged, data, smuggled):
     weights = torch.load(damaged / "weights.pt", weights_only=True)
-    _rewrite(damaged, "weights.pt", _torch_bytes({**weights, "extra": smuggled()}))
+    replace_file(damaged, "weights.pt", torch_bytes({**weights, "extra": smuggled()}))
     assert_input_error(invoke("evaluate", damaged, data), "weights.pt holds more than plain tensors")
 
 
 def test_weights_of_the_wrong_shape_are_refused(damaged, data):
     weights = torch.load(damaged / "weights.pt", weights_only=True)
-    _rewrite(damaged, "weights.pt", _torch_bytes({k: v[..., :1].clone() for k, v in weights.items()}))
+    replace_file(damaged, "weights.pt", torch_bytes({k: v[..., :1].clone() for k, v in weights.items()}))
     assert_input_error(invoke("evaluate", damaged, data), "not an sqnn model bundle")
 
 
 def test_malformed_preprocess_json_with_a_matching_checksum(damaged, data):
     state = json.loads((damaged / "preprocess.json").read_text())
     state["columns"][0]["scale"] = "wide"
-    _rewrite(damaged, "preprocess.json", json.dumps(state).encode())
+    replace_file(damaged, "preprocess.json", json.dumps(state).encode())
     assert_input_error(invoke("evaluate", damaged, data), "preprocess.json is not a valid sqnn encoder")
 
 
@@ -419,7 +398,7 @@ def test_malformed_preprocess_json_with_a_matching_checksum(damaged, data):
 def test_meta_json_files_entry_of_the_wrong_type(damaged, data, files):
     meta = json.loads((damaged / "meta.json").read_text())
     meta["files"] = files
-    _write_meta(damaged, meta)
+    write_meta(damaged, meta)
     assert_input_error(invoke("evaluate", damaged, data), "not an sqnn model bundle")
 
 
@@ -431,13 +410,13 @@ def test_meta_json_files_entry_of_the_wrong_type(damaged, data, files):
 def test_meta_json_roles_inconsistent_with_the_encoder(damaged, data, edit):
     meta = json.loads((damaged / "meta.json").read_text())
     edit(meta["roles"])
-    _write_meta(damaged, meta)
+    write_meta(damaged, meta)
     assert_input_error(invoke("evaluate", damaged, data), "not an sqnn model bundle")
 
 
 def test_refused_weights_message_is_plain_text(damaged, data):
     weights = torch.load(damaged / "weights.pt", weights_only=True)
-    _rewrite(damaged, "weights.pt", _torch_bytes({**weights, "extra": Payload()}))
+    replace_file(damaged, "weights.pt", torch_bytes({**weights, "extra": Payload()}))
     line = assert_input_error(invoke("evaluate", damaged, data), "weights.pt holds more than plain tensors")
     assert "\x1b" not in line
 
