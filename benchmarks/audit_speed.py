@@ -33,11 +33,11 @@ from sklearn.model_selection import train_test_split
 from sqnn_cli.bundle import load_bundle
 from sqnn_cli.data import read_table, prepare
 model, data, which = sys.argv[1], sys.argv[2], sys.argv[3]
-bundle = load_bundle(model)
-prepared = prepare(read_table(data), bundle.roles)
-X, _ = bundle.encoder.transform(prepared.features)
-codes = bundle.estimator.transform(X)
-theta = bundle.estimator.firing_probabilities(X)
+fitted = load_bundle(model).model
+prepared = prepare(read_table(data), fitted.roles)
+X, _ = fitted.encoder.transform(prepared.features)
+codes = fitted.estimator.binary_codes(X)
+theta = fitted.estimator.firing_probabilities(X)
 s, y = prepared.groups, prepared.y
 train, test = train_test_split(np.arange(len(y)), test_size=0.3, random_state=0, stratify=s)
 if which == "same-forests":

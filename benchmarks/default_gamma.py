@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqnn_cli import pipeline  # noqa: E402
-from sqnn_cli.bundle import ModelBundle  # noqa: E402
 from sqnn_cli.data import resolve_roles  # noqa: E402
 from sqnn_cli.estimator import SQNNClassifier  # noqa: E402
 from sqnn_cli.jsonable import plain  # noqa: E402
@@ -66,8 +65,7 @@ def _fit_and_score(train: pd.DataFrame, test: pd.DataFrame, roles, gamma: float)
     torch.set_num_threads(1)
     with threadpool_limits(limits=1):
         outcome = pipeline.train(train, roles, SQNNClassifier(gamma=gamma))
-        bundle = ModelBundle(estimator=outcome.estimator, encoder=outcome.encoder, meta={"roles": roles.to_dict()})
-        evaluation = pipeline.evaluate(bundle, test)
+        evaluation = pipeline.evaluate(outcome.model, test)
     metrics = evaluation.result.to_dict()
     return {key: metrics[key] for key in REPORTED}
 

@@ -166,7 +166,7 @@ def fit_sqnn(method: str, *, sensitive_as_feature: bool = False):
         model.fit(inputs(X, s), y, sensitive_features=s)
         return Fitted(
             lambda X_, s_: model.predict_proba(inputs(X_, s_))[:, 1],
-            lambda X_, s_: model.transform(inputs(X_, s_)),
+            lambda X_, s_: model.binary_codes(inputs(X_, s_)),
         )
 
     return fit

@@ -92,7 +92,7 @@ def compare(first: Path, other: Path, data: Path) -> dict[str, Any]:
     from sqnn_cli.pipeline import predict
 
     table = pd.read_csv(data)
-    a, b = load_bundle(first), load_bundle(other)
+    a, b = load_bundle(first).model, load_bundle(other).model
     weights_a, weights_b = a.estimator.network_.state_dict(), b.estimator.network_.state_dict()
     max_weight_difference = max(float((weights_a[k] - weights_b[k]).abs().max()) for k in weights_a)
     scores_a = predict(a, table, threshold=0.5, n_samples=None, id_column=None)[0]["score"].to_numpy()

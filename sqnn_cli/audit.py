@@ -5,17 +5,17 @@ removing the neurons that carry S does to the predictions (DESIGN §3-4).
 from __future__ import annotations
 
 import copy
+import statistics
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
-from sklearn.model_selection import train_test_split
 
 from . import rowwise
-from .errors import InputError
+from .errors import InputError, ParameterError
 from .estimator import SQNNClassifier
 from .information import (
     InformationEstimate,
@@ -25,7 +25,9 @@ from .information import (
     neuron_information,
     plugin_information,
 )
+from .jsonable import plain
 from .metrics import evaluate_scores
+from .splits import check_test_size, stratified_indices
 
 __all__ = [
     "ForestAudit",
@@ -37,6 +39,7 @@ __all__ = [
     "rank_neurons",
     "prune",
     "intervention_curves",
+    "summarise_interventions",
     "RANKINGS",
     "PRUNE_MODES",
 ]
@@ -54,8 +57,15 @@ _RATIO_FLOOR = 1e-6
 ProgressCallback = Callable[[str, int, int], None]
 
 
+class _Figures:
+    """``to_dict`` for a frozen dataclass of figures: its fields, JSON-ready."""
+
+    def to_dict(self) -> dict:
+        return plain(asdict(self))
+
+
 @dataclass(frozen=True)
-class ForestAudit:
+class ForestAudit(_Figures):
     """How well a random forest recovers S (and y) from one view of the layer."""
 
     audited: str
@@ -67,12 +77,9 @@ class ForestAudit:
     y_accuracy: float | None = None
     y_auc: float | None = None
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class NeuronFlows:
+class NeuronFlows(_Figures):
     """Information one binary neuron carries, in bits, over the whole dataset."""
 
     neuron: int
@@ -80,9 +87,6 @@ class NeuronFlows:
     bias_flow: float
     accuracy_flow: float
     conditional_flow: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ class RepresentationAudit:
     def to_dict(self) -> dict:
         """The sampled code's figures at the top level (the paper's object), theta's beside."""
         code = self.code.to_dict()
-        return {
+        return plain({
             "audited": code.pop("audited"),
             **code,
             "theta": self.theta.to_dict(),
@@ -115,7 +119,7 @@ class RepresentationAudit:
             "trees": self.trees,
             "test_size": self.test_size,
             "draws": self.draws,
-        }
+        })
 
 
 def _forest(trees: int, seed: int, n_jobs: int, label: str, progress: ProgressCallback | None, X, y):
@@ -212,6 +216,52 @@ def neuron_flows(theta: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: 
     return neurons, joint
 
 
+def _audit_groups(groups, *, trees: int, test_size: float, draws: int) -> tuple[np.ndarray, np.ndarray]:
+    """The groups as text and their sorted labels, once the audit's settings and groups
+    are known to allow a stratified split."""
+    check_test_size(test_size)
+    if trees < 1 or draws < 1:
+        raise ParameterError("{trees} and {draws} must be positive")
+    groups = np.asarray(groups).astype(str)
+    labels, counts = np.unique(groups, return_counts=True)
+    if len(labels) < 2:
+        raise InputError(f"the sensitive attribute has a single group ({labels[0]}); there is nothing to audit")
+    if counts.min() < 2:
+        raise InputError(
+            f"group '{labels[counts.argmin()]}' has a single row; a stratified audit split needs at least two"
+        )
+    return groups, labels
+
+
+def _view_audits(theta, codes, y, groups, rows, *, trees, seed, n_jobs, progress) -> tuple[ForestAudit, ForestAudit]:
+    """The forests on the sampled codes (every draw of every row stacked) and on theta,
+    trained on ``rows[0]`` and scored on ``rows[1]``."""
+    train_rows, test_rows = rows
+    draws = len(codes)
+
+    def stacked(view: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return view[:, index].reshape(-1, view.shape[-1])
+
+    def repeated(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return np.tile(values[index], draws)
+
+    forests = {"trees": trees, "seed": seed, "n_jobs": n_jobs, "progress": progress}
+    code_audit = forest_audit(
+        CODE,
+        stacked(codes, train_rows),
+        stacked(codes, test_rows),
+        repeated(groups, train_rows),
+        repeated(groups, test_rows),
+        train_y=repeated(y, train_rows),
+        test_y=repeated(y, test_rows),
+        **forests,
+    )
+    theta_audit = forest_audit(
+        THETA, theta[train_rows], theta[test_rows], groups[train_rows], groups[test_rows], **forests
+    )
+    return code_audit, theta_audit
+
+
 def audit_representation(
     estimator: SQNNClassifier,
     X: np.ndarray,
@@ -226,56 +276,12 @@ def audit_representation(
     progress: ProgressCallback | None = None,
 ) -> RepresentationAudit:
     """Audit both views of the binary layer: sampled codes and firing probabilities."""
-    if not 0.0 < test_size < 1.0:
-        raise InputError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
-    if trees < 1 or draws < 1:
-        raise InputError("--trees and --draws must be positive")
-    groups = np.asarray(groups).astype(str)
-    labels, counts = np.unique(groups, return_counts=True)
-    if len(labels) < 2:
-        raise InputError(f"the sensitive attribute has a single group ({labels[0]}); there is nothing to audit")
-    if counts.min() < 2:
-        raise InputError(
-            f"group '{labels[counts.argmin()]}' has a single row; a stratified audit split needs at least two"
-        )
-    rows = np.arange(len(y))
-    try:
-        train_rows, test_rows = train_test_split(rows, test_size=test_size, random_state=seed, stratify=groups)
-    except ValueError as exc:
-        raise InputError(f"cannot split for the audit with --test-size {test_size}: {exc}") from None
-
+    groups, labels = _audit_groups(groups, trees=trees, test_size=test_size, draws=draws)
+    rows = stratified_indices(len(y), groups, test_size=test_size, seed=seed, action="split for the audit with")
     theta = estimator.firing_probabilities(X).astype(np.float64)
     codes = _sampled_codes(theta, draws, seed)
-
-    def stacked(view: np.ndarray, index: np.ndarray) -> np.ndarray:
-        return view[:, index].reshape(-1, view.shape[-1])
-
-    def repeated(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-        return np.tile(values[index], draws)
-
-    code_audit = forest_audit(
-        CODE,
-        stacked(codes, train_rows),
-        stacked(codes, test_rows),
-        repeated(groups, train_rows),
-        repeated(groups, test_rows),
-        train_y=repeated(y, train_rows),
-        test_y=repeated(y, test_rows),
-        trees=trees,
-        seed=seed,
-        n_jobs=n_jobs,
-        progress=progress,
-    )
-    theta_audit = forest_audit(
-        THETA,
-        theta[train_rows],
-        theta[test_rows],
-        groups[train_rows],
-        groups[test_rows],
-        trees=trees,
-        seed=seed,
-        n_jobs=n_jobs,
-        progress=progress,
+    code_audit, theta_audit = _view_audits(
+        theta, codes, y, groups, rows, trees=trees, seed=seed, n_jobs=n_jobs, progress=progress
     )
     neurons, joint = neuron_flows(theta, groups, y, seed=seed)
     first_draw = codes[0]
@@ -338,7 +344,7 @@ def prune(
 
 
 @dataclass(frozen=True)
-class InterventionPoint:
+class InterventionPoint(_Figures):
     strategy: str
     repeat: int
     k: int
@@ -347,11 +353,6 @@ class InterventionPoint:
     gpa: float
     audc: float
     dp_difference: float
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["removed"] = list(self.removed)
-        return data
 
 
 def intervention_curves(
@@ -391,3 +392,25 @@ def intervention_curves(
                 InterventionPoint(strategy, repeat, k, tuple(order[:k]), result.auc, result.gpa, result.audc, result.dp_difference)
             )
     return points
+
+
+def summarise_interventions(points: Sequence[InterventionPoint]) -> dict[str, list[dict[str, Any]]]:
+    """Per strategy and k, the metrics after removal (random: mean and spread over repeats)."""
+    grouped: dict[str, dict[int, list[InterventionPoint]]] = {}
+    for point in points:
+        grouped.setdefault(point.strategy, {}).setdefault(point.k, []).append(point)
+    summary: dict[str, list[dict[str, Any]]] = {}
+    for strategy, by_k in grouped.items():
+        rows = []
+        for k, group in sorted(by_k.items()):
+            row: dict[str, Any] = {"k": k}
+            for metric in ("auc", "gpa", "audc", "dp_difference"):
+                values = [getattr(p, metric) for p in group]
+                row[metric] = statistics.fmean(values)
+                if len(values) > 1:
+                    row[f"{metric}_std"] = statistics.pstdev(values)
+            if len(group) == 1:
+                row["removed"] = list(group[0].removed)
+            rows.append(row)
+        summary[strategy] = rows
+    return summary

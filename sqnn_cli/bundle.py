@@ -34,13 +34,14 @@ from . import __version__, files
 from .data import ColumnRoles
 from .errors import BundleError, InputError
 from .estimator import SQNNClassifier
+from .fitted import FittedModel
 from .preprocess import TabularEncoder
 
 __all__ = [
     "ModelBundle",
     "save_bundle",
     "load_bundle",
-    "fresh_bundle_path",
+    "default_bundle_path",
     "check_writable",
     "SCHEMA_VERSION",
     "WEIGHTS_FILE",
@@ -75,26 +76,32 @@ MSG_NOT_A_BUNDLE = "'{path}' is not an sqnn model bundle: {reason}"
 MSG_TAMPERED = "model bundle '{path}' was modified after training: {file} does not match the checksum in meta.json"
 MSG_UNSAFE_WEIGHTS = "model bundle '{path}': {file} holds more than plain tensors, refusing to load it ({reason})"
 MSG_NEWER_SCHEMA = "model bundle '{path}' has schema version {version}; this sqnn reads version {supported}"
-MSG_EXISTS = "output directory '{path}' already exists; pass --overwrite to replace it"
+MSG_EXISTS = "output directory '{path}' already exists; pass --overwrite to replace it, or --out to write elsewhere"
 MSG_META_TAMPERED = "model bundle '{path}' was modified after training: meta.json does not match its own checksum"
 MSG_NOT_REPLACEABLE = "'{path}' exists and is not an sqnn model bundle; --overwrite only replaces bundles"
 META_CHECKSUM = "meta_sha256"
+# What save_bundle writes into meta.json itself; the caller's meta provides the rest.
+SAVED_KEYS = frozenset(
+    {"schema_version", "sqnn_version", "torch_version", "python_version", "roles", "model", "files", META_CHECKSUM}
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
 class ModelBundle:
-    """A trained model with everything needed to apply it to a new table."""
+    """A trained model and how it was made: the content of a bundle directory.
 
-    estimator: SQNNClassifier
-    encoder: TabularEncoder
+    ``meta`` is meta.json as written: what the caller of :func:`save_bundle` recorded
+    (options, data, lineage) plus what saving adds (:data:`SAVED_KEYS`)."""
+
+    model: FittedModel
     meta: dict[str, Any]
-    path: Path | None = None
 
-    @property
-    def roles(self) -> ColumnRoles:
-        return ColumnRoles.from_dict(self.meta["roles"])
+    def inherited_meta(self) -> dict[str, Any]:
+        """What a bundle derived from this one (a pruned copy) carries over: the recorded
+        history, without the keys the next save writes afresh."""
+        return {key: value for key, value in self.meta.items() if key not in SAVED_KEYS}
 
 
 def _sha256_bytes(data: bytes) -> str:
@@ -145,9 +152,8 @@ def _is_replaceable(path: Path) -> bool:
 
 def save_bundle(
     path: str | Path,
+    model: FittedModel,
     *,
-    estimator: SQNNClassifier,
-    encoder: TabularEncoder,
     meta: dict[str, Any],
     overwrite: bool = False,
     inputs: Iterable[str | Path] = (),
@@ -160,16 +166,20 @@ def save_bundle(
     """
     target = Path(path)
     check_writable(target, overwrite=overwrite, inputs=inputs)
+    clash = sorted(SAVED_KEYS & set(meta))
+    if clash:
+        raise ValueError(f"meta may not set {', '.join(clash)}: save_bundle writes them")
 
-    model_description, weights = estimator.fitted_state()
+    model_description, weights = model.estimator.fitted_state()
     weights_bytes = _serialise_weights(weights)
-    preprocess_bytes = _json_bytes(encoder.to_dict())
+    preprocess_bytes = _json_bytes(model.encoder.to_dict())
     full_meta = {
         "schema_version": SCHEMA_VERSION,
         "sqnn_version": __version__,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         **meta,
+        "roles": model.roles.to_dict(),
         "model": model_description,
         "files": {
             WEIGHTS_FILE: _sha256_bytes(weights_bytes),
@@ -239,7 +249,7 @@ def load_bundle(path: str | Path, *, device: str = "cpu") -> ModelBundle:
 
     weights = _read_weights(root, meta["files"][WEIGHTS_FILE], shapes)
     estimator = SQNNClassifier.from_fitted_state(meta["model"], weights, device=device)
-    return ModelBundle(estimator=estimator, encoder=encoder, meta=meta, path=root)
+    return ModelBundle(FittedModel(estimator, encoder, ColumnRoles.from_dict(meta["roles"])), meta)
 
 
 def _refusal(root: Path, reason: str) -> BundleError:
@@ -378,6 +388,13 @@ def _check_meta_schema(meta: dict[str, Any]) -> None:
         _is_string_list(groups) and len(groups) > 0 and len(set(groups)) == len(groups),
         "model.groups is not a non-empty list of distinct strings",
     )
+    # y's two labels; absent from bundles written before they were kept, which trained on 0/1.
+    classes = model.get("classes", [0, 1])
+    _require(
+        isinstance(classes, list) and len(classes) == 2 and all(isinstance(c, (str, int, float)) for c in classes)
+        and classes[0] != classes[1],
+        "model.classes is not a list of two distinct labels",
+    )  # fmt: skip
     history = model.get("history", [])
     _require(isinstance(history, list) and all(isinstance(r, dict) for r in history), "model.history is not a list of objects")
     # The threshold training chose; absent from bundles written before thresholds were chosen.
@@ -425,7 +442,7 @@ def _checked_shapes(root: Path, meta: dict[str, Any], device: str) -> dict[str, 
         raise _refusal(root, f"meta.json: model.params has unknown option(s) {', '.join(unknown)}")
     try:
         model = SQNNClassifier(**{**params, "device": device})
-        model._check_params()  # types and bounds (limits.py), before any size is computed from them
+        model.check_params()  # types and bounds (limits.py), before any size is computed from them
     except InputError as exc:
         raise _refusal(root, f"meta.json: {_first_line(exc)}") from None
     except (TypeError, ValueError, OverflowError) as exc:
@@ -528,14 +545,11 @@ def _load_weights(root: Path, handle: io.BufferedReader) -> dict[str, torch.Tens
     return weights
 
 
-def fresh_bundle_path(data_path: str | Path, parent: str | Path = ".") -> Path:
-    """``<data name>-model`` in ``parent``, numbered so that it never names an existing path."""
+def default_bundle_path(data_path: str | Path) -> Path:
+    """``<data name>-model`` in the working directory: the same path every time, so the
+    command a README or a script runs next finds the model just trained. Like any output,
+    an existing one is replaced only with ``overwrite`` (check_writable)."""
     name = Path(data_path).name
-    for suffix in (".gz", ".csv"):
+    for suffix in (".gz", ".csv", ".tsv", ".txt"):
         name = name.removesuffix(suffix)
-    base = Path(parent) / f"{name or 'data'}-model"
-    candidate, number = base, 2
-    while candidate.exists():
-        candidate = base.with_name(f"{base.name}-{number}")
-        number += 1
-    return candidate
+    return Path(f"{name or 'data'}-model")

@@ -7,19 +7,24 @@ the outcome to an exit code: 0 ok, 1 a gate was breached, 2 bad usage or bad inp
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
+import inspect
 import os
+import re
 import sys
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
 
-from . import __version__, limits, report
-from .errors import InputError
-from .gates import check_gates, gates_from_options
+from . import __version__, defaults, limits, report
+from .errors import InputError, ParameterError
+from .gates import GateOutcome, check_gates, gates_from_options
 
 # The core (torch, scikit-learn, pandas) is imported inside each command, so that
 # `sqnn --help` and `sqnn --version` answer at once.
@@ -71,8 +76,16 @@ def _command(func: Callable[..., Any]) -> Callable[..., Any]:
                 return func(*args, **kwargs)
         except typer.Exit:
             raise
+        except ParameterError as exc:
+            raise fail(_sklearn_parameter_message(exc) or exc.worded(_flag), EXIT_INPUT) from None
         except InputError as exc:
             raise fail(str(exc), EXIT_INPUT) from None
+        except ValueError as exc:
+            # scikit-learn's parameter validation (InvalidParameterError) names parameters.
+            worded = _sklearn_parameter_message(exc)
+            if worded is None:
+                raise
+            raise fail(worded, EXIT_INPUT) from None
         except KeyboardInterrupt:
             raise fail("interrupted; nothing was written", EXIT_INTERRUPTED) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence
@@ -82,6 +95,30 @@ def _command(func: Callable[..., Any]) -> Callable[..., Any]:
             raise fail(message, EXIT_INTERNAL) from None
 
     return wrapper
+
+
+# The core names parameters as the Python API does; these are the flags that set them
+# where the flag is not the parameter's name with dashes.
+_FLAGS = {"n_samples": "--samples", "random_state": "--seed", "id_column": "--id", "n_threads": "--threads"}
+
+
+def _flag(parameter: str) -> str:
+    return _FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+_SKLEARN_PARAMETER = re.compile(r"The '(\w+)' parameter of \w+ must be (.*)\. Got (.*) instead\.", re.DOTALL)
+
+
+def _sklearn_parameter_message(exc: ValueError) -> str | None:
+    """scikit-learn's "The 'lr' parameter of SQNNClassifier must be ... Got -1 instead." as
+    "--lr must be ...; got -1"; None for any other ValueError."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    match = _SKLEARN_PARAMETER.fullmatch(str(exc)) if isinstance(exc, InvalidParameterError) else None
+    if match is None:
+        return None
+    parameter, requirement, got = match.groups()
+    return f"{_flag(parameter)} must be {requirement}; got {got}"
 
 
 def _version(value: bool) -> None:
@@ -104,12 +141,12 @@ def _choices(name: str, *values: str) -> Any:
     return enum.Enum(name, {value: value for value in values}, type=str)
 
 
-StraightThrough = _choices("StraightThrough", "sigmoid", "identity")
-Method = _choices("Method", "bernoulli", "joint")
+StraightThrough = _choices("StraightThrough", *defaults.STRAIGHT_THROUGH_CHOICES)
+Method = _choices("Method", *defaults.METHODS)
 PruneMode = _choices("PruneMode", "zero", "clamp")
 Ranking = _choices("Ranking", "bias", "ratio", "conditional")
 Backend = _choices("Backend", "local", "dask")
-Device = _choices("Device", "auto", "cpu", "cuda")
+Device = _choices("Device", *defaults.DEVICES)
 
 
 # -- shared options -------------------------------------------------------------------
@@ -192,75 +229,146 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
 
 
 # -- the options of training, shared by train and sweep-gamma ---------------------------
-# The estimator's defaults, written once for both commands (the core is not imported here,
-# to keep --help fast); tests/test_cli.py checks they match SQNNClassifier's.
-# The default gamma is the largest that costs at most 0.02 AUC on the inner folds of each
-# sample dataset's training part (benchmarks/default_gamma.py; README, "Choosing gamma").
-DEFAULT_GAMMA = 0.2
-DEFAULT_HIDDEN = "64,64"
-DEFAULT_EPOCHS = 30
-DEFAULT_BATCH_SIZE = 256
-DEFAULT_LR = 1e-3
-DEFAULT_TEMPERATURE = 1.0
-DEFAULT_SAMPLES = 32
 SensitiveOpt = Annotated[
     list[str],
     typer.Option("--sensitive", "-s", help="Sensitive column; repeat it to form intersectional groups.", show_default=False),
 ]
-TargetOpt = Annotated[
-    Optional[str], typer.Option("--target", "-t", help="Target column \\[default: the last column].", show_default=False)
-]
-PositiveOpt = Annotated[
-    Optional[str],
-    typer.Option(help="Target value that is the positive class (needed unless 0/1, boolean or two-valued).", show_default=False),
-]
-DropOpt = Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore; repeatable.", show_default=False)]
-SensitiveBinsOpt = Annotated[
-    Optional[list[str]],
-    typer.Option(help="Group a numeric sensitive column by cut points, e.g. age=25,65; repeatable.", show_default=False),
-]
-SensitiveAsFeatureOpt = Annotated[
-    bool, typer.Option("--sensitive-as-feature", help="Also give the sensitive columns to the model as inputs.")
-]
-HiddenOpt = Annotated[
-    str,
-    typer.Option(
-        help=f"Widths of the feature layers before the binary layer: up to {limits.MAX_HIDDEN_LAYERS} layers, "
-        f"each 1 to {limits.MAX_HIDDEN_WIDTH} wide."
-    ),
-]
-MethodOpt = Annotated[
-    Method,
-    typer.Option(help="bernoulli: sum over neurons of I(T_i;S) (the paper's BinaryBernoulli); joint: I(T;S) of the whole layer."),
-]
-CodeSizeOpt = Annotated[
-    Optional[int],
-    typer.Option(
-        min=1,
-        max=limits.MAX_CODE_SIZE,
-        help="Number of stochastic binary neurons \\[default: 32 for bernoulli, 8 for joint].",
-        show_default=False,
-    ),
-]
-JointSamplesOpt = Annotated[
-    Optional[int],
-    typer.Option(
-        min=2,
-        max=limits.MAX_JOINT_SAMPLES,
-        help="joint only: sampled codes per batch for a Monte-Carlo I(T;S) \\[default: exact enumeration, code size <= 12].",
-        show_default=False,
-    ),
-]
-EpochsOpt = Annotated[int, typer.Option(min=1, max=limits.MAX_EPOCHS)]
-BatchSizeOpt = Annotated[int, typer.Option(min=1, max=limits.MAX_BATCH_SIZE)]
-LrOpt = Annotated[float, typer.Option(help="Adam learning rate (positive).")]
-TemperatureOpt = Annotated[float, typer.Option(help="theta = sigmoid(temperature * a) (positive).")]
-StraightThroughOpt = Annotated[StraightThrough, typer.Option(help="Gradient surrogate for the sampled bits.")]
-TrainSamplesOpt = Annotated[int, typer.Option(min=1, max=limits.MAX_SAMPLES, help="Code draws averaged per score.")]
-SeedOpt = Annotated[
-    int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds initialisation, shuffling, sampling and scoring.")
-]
-DeviceOpt = Annotated[Device, typer.Option(help="Where to train; auto takes a GPU when there is one.")]
+GammaOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of I(T;S) in the loss; 0 ignores fairness.")]
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """The options `train` and `sweep-gamma` share: the columns' roles and every setting of
+    the model but gamma (one value for train, a grid for sweep-gamma). Defaults come from
+    sqnn_cli/defaults.py, as SQNNClassifier's do."""
+
+    target: Annotated[
+        Optional[str], typer.Option("--target", "-t", help="Target column \\[default: the last column].", show_default=False)
+    ] = None
+    positive: Annotated[
+        Optional[str],
+        typer.Option(help="Target value that is the positive class (needed unless 0/1, boolean or two-valued).", show_default=False),
+    ] = None
+    drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore; repeatable.", show_default=False)] = None
+    sensitive_bins: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Group a numeric sensitive column by cut points, e.g. age=25,65; repeatable.", show_default=False),
+    ] = None
+    sensitive_as_feature: Annotated[
+        bool, typer.Option("--sensitive-as-feature", help="Also give the sensitive columns to the model as inputs.")
+    ] = False
+    drop_missing: DropMissingOpt = False
+    inf_as_missing: InfAsMissingOpt = False
+    method: Annotated[
+        Method,
+        typer.Option(help="bernoulli: sum over neurons of I(T_i;S) (the paper's BinaryBernoulli); joint: I(T;S) of the whole layer."),
+    ] = Method(defaults.METHOD)
+    hidden: Annotated[
+        str,
+        typer.Option(
+            help=f"Widths of the feature layers before the binary layer: up to {limits.MAX_HIDDEN_LAYERS} layers, "
+            f"each 1 to {limits.MAX_HIDDEN_WIDTH} wide."
+        ),
+    ] = ",".join(map(str, defaults.HIDDEN))
+    code_size: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            max=limits.MAX_CODE_SIZE,
+            help="Number of stochastic binary neurons \\[default: "
+            + ", ".join(f"{size} for {method}" for method, size in defaults.CODE_SIZE.items())
+            + "].",
+            show_default=False,
+        ),
+    ] = None
+    joint_samples: Annotated[
+        Optional[int],
+        typer.Option(
+            min=2,
+            max=limits.MAX_JOINT_SAMPLES,
+            help="joint only: sampled codes per batch for a Monte-Carlo I(T;S) \\[default: exact enumeration, "
+            f"code size <= {defaults.MAX_EXACT_JOINT_NEURONS}].",
+            show_default=False,
+        ),
+    ] = None
+    epochs: Annotated[int, typer.Option(min=1, max=limits.MAX_EPOCHS)] = defaults.EPOCHS
+    batch_size: Annotated[int, typer.Option(min=1, max=limits.MAX_BATCH_SIZE)] = defaults.BATCH_SIZE
+    lr: Annotated[float, typer.Option(help="Adam learning rate (positive).")] = defaults.LR
+    temperature: Annotated[float, typer.Option(help="theta = sigmoid(temperature * a) (positive).")] = defaults.TEMPERATURE
+    straight_through: Annotated[
+        StraightThrough, typer.Option(help="Gradient surrogate for the sampled bits.")
+    ] = StraightThrough(defaults.STRAIGHT_THROUGH)
+    samples: Annotated[int, typer.Option(min=1, max=limits.MAX_SAMPLES, help="Code draws averaged per score.")] = defaults.N_SAMPLES
+    seed: Annotated[
+        int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds initialisation, shuffling, sampling and scoring.")
+    ] = defaults.RANDOM_STATE
+    device: Annotated[Device, typer.Option(help="Where to train; auto takes a GPU when there is one.")] = Device(defaults.DEVICE)
+
+    def estimator(self, gamma: float) -> Any:
+        """The classifier these options describe, its parameters checked before any data is read."""
+        from .estimator import SQNNClassifier
+
+        estimator = SQNNClassifier(
+            gamma=gamma,
+            method=self.method.value,
+            hidden=_parse_hidden(self.hidden),
+            code_size=self.code_size,
+            joint_samples=self.joint_samples,
+            temperature=self.temperature,
+            straight_through=self.straight_through.value,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            n_samples=self.samples,
+            random_state=self.seed,
+            device=self.device.value,
+        )
+        estimator.check_params()
+        return estimator
+
+    def roles(self, frame: Any, sensitive: list[str]) -> Any:
+        """Column roles from the options, announcing the target and its positive class."""
+        from .data import parse_bins, resolve_roles
+
+        roles = resolve_roles(
+            frame,
+            target=self.target,
+            sensitive=sensitive,
+            positive=self.positive,
+            drop=self.drop or (),
+            sensitive_bins=parse_bins(self.sensitive_bins or ()),
+            sensitive_as_feature=self.sensitive_as_feature,
+        )
+        where = "the last column; choose with --target" if self.target is None else "--target"
+        report.info(err, f"target: '{roles.target}' ({where}), positive class {roles.positive_label!r}")
+        return roles
+
+
+def _with_training_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command every TrainingOptions field as an option of its own, listed where the
+    command declares ``training: TrainingOptions``; the command receives them as that one
+    value. Written once, the options of train and sweep-gamma cannot drift apart."""
+    signature = inspect.signature(command, eval_str=True)
+    hints = typing.get_type_hints(TrainingOptions, include_extras=True)
+    shared = [
+        inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=hints[field.name])
+        for field in dataclasses.fields(TrainingOptions)
+    ]
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "training":
+            parameters += shared
+        else:
+            parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        fields = {field.name: kwargs.pop(field.name) for field in dataclasses.fields(TrainingOptions) if field.name in kwargs}
+        return command(training=TrainingOptions(**fields), **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
 
 
 def _read_table(path: Path, sep: str | None) -> Any:
@@ -274,79 +382,52 @@ def _read_table(path: Path, sep: str | None) -> Any:
     return frame
 
 
-def _roles(frame: Any, *, target, sensitive, positive, drop, sensitive_bins, sensitive_as_feature) -> Any:
-    """Column roles from the options, announcing the target and its positive class."""
-    from .data import parse_bins, resolve_roles
-
-    roles = resolve_roles(
-        frame,
-        target=target,
-        sensitive=sensitive,
-        positive=positive,
-        drop=drop or (),
-        sensitive_bins=parse_bins(sensitive_bins or ()),
-        sensitive_as_feature=sensitive_as_feature,
-    )
-    where = "the last column; choose with --target" if target is None else "--target"
-    report.info(err, f"target: '{roles.target}' ({where}), positive class {roles.positive_label!r}")
-    return roles
-
-
-def _estimator(*, gamma, method, hidden, code_size, joint_samples, temperature, straight_through, epochs, batch_size, lr, samples, seed, device) -> Any:
-    from .estimator import SQNNClassifier
-
-    if joint_samples is not None and method is not Method.joint:
-        raise InputError("--joint-samples applies to --method joint only")
-    estimator = SQNNClassifier(
-        gamma=gamma,
-        method=method.value,
-        hidden=_parse_hidden(hidden),
-        code_size=code_size,
-        joint_samples=joint_samples,
-        temperature=temperature,
-        straight_through=straight_through.value,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        n_samples=samples,
-        random_state=seed,
-        device=device.value,
-    )
-    estimator._check_params()  # refuse bad options before any data is read or trained on
-    return estimator
-
-
 def _plain_options(options: dict[str, Any]) -> dict[str, Any]:
     """Command options as JSON-ready values for meta.json and sweep.json."""
     return {k: (v.value if isinstance(v, enum.Enum) else str(v) if isinstance(v, Path) else v) for k, v in options.items()}
 
 
+def _warn_dropped(rows: int) -> None:
+    if rows:
+        report.warn(err, f"{rows} row(s) with a missing target or sensitive value were left out")
+
+
+def _conclude(
+    result: dict[str, Any],
+    outcomes: list[GateOutcome],
+    *,
+    json_output: bool,
+    render: Callable[[], None],
+    notes: typing.Sequence[str] = (),
+    interrupted: str | None = None,
+) -> None:
+    """The end every gated command shares: ``result`` and its gates as one JSON object on
+    stdout, or ``render()`` on stderr; then ``notes``; then, unless the work was
+    ``interrupted`` (exit 130 with that line, no verdict on partial results), the gates'
+    lines and exit 1 if any failed."""
+    if json_output:
+        typer.echo(report.to_json({**result, "gates": [o.to_dict() for o in outcomes]}))
+    else:
+        render()
+    for note in notes:
+        report.info(err, note)
+    if interrupted:
+        report.error(err, interrupted)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    report.render_gates(err, outcomes)
+    if not all(o.passed for o in outcomes):
+        raise typer.Exit(EXIT_GATE)
+
+
 # -- train ----------------------------------------------------------------------------
 @app.command()
 @_command
+@_with_training_options
 def train(
     data: DataArg,
     sensitive: SensitiveOpt,
-    target: TargetOpt = None,
-    positive: PositiveOpt = None,
-    drop: DropOpt = None,
-    sensitive_bins: SensitiveBinsOpt = None,
-    sensitive_as_feature: SensitiveAsFeatureOpt = False,
-    drop_missing: DropMissingOpt = False,
-    inf_as_missing: InfAsMissingOpt = False,
-    gamma: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of I(T;S) in the loss; 0 ignores fairness.")] = DEFAULT_GAMMA,
-    method: MethodOpt = Method.bernoulli,
-    hidden: HiddenOpt = DEFAULT_HIDDEN,
-    code_size: CodeSizeOpt = None,
-    joint_samples: JointSamplesOpt = None,
-    epochs: EpochsOpt = DEFAULT_EPOCHS,
-    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
-    lr: LrOpt = DEFAULT_LR,
-    temperature: TemperatureOpt = DEFAULT_TEMPERATURE,
-    straight_through: StraightThroughOpt = StraightThrough.sigmoid,
-    samples: TrainSamplesOpt = DEFAULT_SAMPLES,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = Device.auto,
+    training: TrainingOptions,
+    gamma: GammaOpt = defaults.GAMMA,
     threads: ThreadsOpt = None,
     test_size: Annotated[
         Optional[float],
@@ -373,48 +454,41 @@ def train(
 
       sqnn train sample_data/compas.csv -s race --method joint --gamma 0.5
     """
-    options = _plain_options({k: v for k, v in locals().items() if k not in {"data", "json_output", "overwrite", "out"}})
-    from . import pipeline
-    from .bundle import check_writable, fresh_bundle_path, save_bundle
-
-    estimator = _estimator(
-        gamma=gamma, method=method, hidden=hidden, code_size=code_size, joint_samples=joint_samples,
-        temperature=temperature, straight_through=straight_through, epochs=epochs, batch_size=batch_size, lr=lr,
-        samples=samples, seed=seed, device=device,
+    options = _plain_options(
+        {"sensitive": sensitive, **dataclasses.asdict(training), "gamma": gamma, "threads": threads, "test_size": test_size,
+         "threshold": threshold, "min_group_size": min_group_size, "sep": sep}
     )  # fmt: skip
-    bundle_dir = out if out is not None else fresh_bundle_path(data)
+    from . import pipeline
+    from .bundle import check_writable, default_bundle_path, save_bundle
+
+    estimator = training.estimator(gamma)
+    bundle_dir = out if out is not None else default_bundle_path(data)
     check_writable(bundle_dir, overwrite=overwrite, inputs=(data,))
     frame = _read_table(data, sep)
-    roles = _roles(
-        frame, target=target, sensitive=sensitive, positive=positive, drop=drop, sensitive_bins=sensitive_bins,
-        sensitive_as_feature=sensitive_as_feature,
-    )  # fmt: skip
+    roles = training.roles(frame, sensitive)
     if out is None:
         report.info(err, f"the model will be written to {bundle_dir}/ (choose with --out)")
 
-    with report.training_progress(err, epochs) as on_epoch:
+    with report.training_progress(err, training.epochs) as on_epoch:
         outcome = pipeline.train(
             frame,
             roles,
             estimator,
-            drop_missing=drop_missing,
-            inf_as_missing=inf_as_missing,
+            drop_missing=training.drop_missing,
+            inf_as_missing=training.inf_as_missing,
             test_size=test_size,
             threshold=threshold,
             min_group_size=min_group_size,
             epoch_callback=on_epoch,
         )
-    meta = pipeline.training_meta(outcome, data_path=data, options=options)
-    saved = save_bundle(bundle_dir, estimator=estimator, encoder=outcome.encoder, meta=meta, overwrite=overwrite)
+    saved = save_bundle(bundle_dir, outcome.model, meta=pipeline.training_meta(outcome, data_path=data, options=options), overwrite=overwrite)
 
-    rule = outcome.estimator.threshold_rule_
-    if outcome.rows_dropped:
-        report.warn(err, f"{outcome.rows_dropped} row(s) with a missing target or sensitive value were left out")
-    last = outcome.estimator.history_[-1]
+    _warn_dropped(outcome.rows_dropped)
+    rule, last = estimator.threshold_rule_, estimator.history_[-1]
     report.info(
         err,
         f"trained on {outcome.rows_trained} rows in {outcome.seconds:.1f} s: final loss {last['loss']:.4f}, "
-        f"BCE {last['bce']:.4f}, MI {last['mi']:.4f} bits; decision threshold {outcome.estimator.threshold_:.4g} "
+        f"BCE {last['bce']:.4f}, MI {last['mi']:.4f} bits; decision threshold {estimator.threshold_:.4g} "
         f"({rule}); model saved to {saved}/",
     )
     if outcome.test is not None:
@@ -423,17 +497,14 @@ def train(
         if not json_output:
             report.render_evaluation(err, outcome.test.result, title=f"held-out split ({test_size:g})")
             report.info(err, report.threshold_note(outcome.test, rule=rule))
+    if not json_output:
+        report.info(
+            err,
+            f"next: sqnn evaluate {saved}/ TEST.csv (metrics and gates on rows the model never saw; "
+            f"`sqnn split` makes TEST.csv), then sqnn audit-representation {saved}/ TEST.csv",
+        )
     if json_output:
-        summary = {
-            "model": str(saved),
-            "rows_trained": outcome.rows_trained,
-            "rows_dropped_missing": outcome.rows_dropped,
-            "training_seconds": outcome.seconds,
-            "final_epoch": last,
-            "decision_threshold": {"value": outcome.estimator.threshold_, "rule": rule},
-            "test_metrics": outcome.test.to_dict() if outcome.test else None,
-        }
-        typer.echo(report.to_json(summary))
+        typer.echo(report.to_json({"model": str(saved), **outcome.to_dict()}))
 
 
 # -- evaluate -------------------------------------------------------------------------
@@ -475,9 +546,9 @@ def evaluate(
     from . import pipeline
     from .bundle import load_bundle
 
-    bundle = load_bundle(model)
+    fitted = load_bundle(model).model
     evaluation = pipeline.evaluate(
-        bundle,
+        fitted,
         _read_table(data, sep),
         threshold=threshold,
         n_samples=samples,
@@ -503,14 +574,13 @@ def evaluate(
 
     for note in report.evaluation_warnings(evaluation, min_group_size):
         report.warn(err, note)
-    if json_output:
-        typer.echo(report.to_json({**evaluation.to_dict(), "gates": [o.to_dict() for o in outcomes]}))
-    else:
-        report.render_evaluation(err, result, title=f"{data.name} scored by {model.name or model}")
-    report.info(err, report.threshold_note(evaluation, rule=bundle.estimator.threshold_rule_))
-    report.render_gates(err, outcomes)
-    if not all(o.passed for o in outcomes):
-        raise typer.Exit(EXIT_GATE)
+    _conclude(
+        evaluation.to_dict(),
+        outcomes,
+        json_output=json_output,
+        render=lambda: report.render_evaluation(err, result, title=f"{data.name} scored by {model.name or model}"),
+        notes=[report.threshold_note(evaluation, rule=fitted.estimator.threshold_rule_)],
+    )
 
 
 # -- predict --------------------------------------------------------------------------
@@ -528,12 +598,15 @@ def predict(
     samples: SamplesOpt = None,
     threads: ThreadsOpt = None,
     inf_as_missing: InfAsMissingOpt = False,
+    full_precision: Annotated[
+        bool, typer.Option("--full-precision", help="Write every digit of the scores (by default they are rounded to 6 decimals).")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     sep: SepOpt = None,
 ) -> None:
-    """Score a CSV: writes its rows with a `score` (p(y=1)) and a 0/1 `prediction` column.
+    """Score a CSV: writes its rows with a `score` (p(positive class)) and a `prediction` column.
 
-    Only the feature columns are needed; the target and sensitive columns may be absent.
+    The prediction is written in the target's own labels when it had two values in training (else 1 for the positive class, 0 for any other). Only the feature columns are needed; the target and sensitive columns may be absent.
 
     [bold]Examples[/]
 
@@ -546,16 +619,22 @@ def predict(
     from .data import check_table_output, write_table
 
     check_table_output(out, overwrite=overwrite, inputs=(data,))
-    bundle = load_bundle(model)
+    fitted = load_bundle(model).model
     scored, encoding = pipeline.predict(
-        bundle, _read_table(data, sep), threshold=threshold, n_samples=samples, id_column=id_column, inf_as_missing=inf_as_missing
-    )
+        fitted, _read_table(data, sep), threshold=threshold, n_samples=samples, id_column=id_column,
+        inf_as_missing=inf_as_missing, score_digits=None if full_precision else pipeline.SCORE_DIGITS,
+    )  # fmt: skip
     for note in report.encoding_notes(encoding):
         report.warn(err, note)
     written = write_table(scored, out, overwrite=overwrite, inputs=(data,))
-    cut = bundle.estimator.decision_threshold(threshold)
+    cut = fitted.estimator.decision_threshold(threshold)
     where = "the model's own, chosen in training" if threshold is None else "given with --threshold"
-    report.info(err, f"wrote {len(scored)} scored rows to {written}; prediction = score >= {cut:.4g} ({where})")
+    positive, negative = pipeline.predicted_labels(fitted.roles)
+    report.info(
+        err,
+        f"wrote {len(scored)} scored rows to {written}; prediction = {positive!r} where score >= {cut:.4g} ({where}), "
+        f"else {negative!r}",
+    )
 
 
 # -- audit-representation ---------------------------------------------------------------
@@ -608,55 +687,39 @@ def audit_representation(
 
     if plot is not None and not interventions:
         raise InputError("--plot draws the intervention curves; add --interventions")
-    bundle = load_bundle(model)
+    fitted = load_bundle(model).model
     frame = _read_table(data, sep)
     with report.task_progress(err) as progress:
         outcome = pipeline.audit(
-            bundle, frame, trees=trees, test_size=test_size, draws=draws, seed=seed, n_jobs=n_jobs,
-            interventions=interventions, mode=mode.value, random_repeats=random_repeats, threshold=threshold,
-            min_group_size=min_group_size, n_samples=samples, drop_missing=drop_missing,
-            inf_as_missing=inf_as_missing, progress=progress,
+            fitted, frame,
+            settings=pipeline.AuditSettings(trees=trees, test_size=test_size, draws=draws, seed=seed, n_jobs=n_jobs),
+            interventions=pipeline.InterventionSettings(
+                mode=mode.value, random_repeats=random_repeats, threshold=threshold, min_group_size=min_group_size,
+                n_samples=samples,
+            ) if interventions else None,
+            drop_missing=drop_missing, inf_as_missing=inf_as_missing, progress=progress,
         )  # fmt: skip
-    audit = outcome.audit
-    worst = {
-        "adrg": max(audit.code.adrg, audit.theta.adrg),
-        "leakage_auc": max(audit.code.leakage_auc, audit.theta.leakage_auc),
-        "mi_joint": audit.mi_joint.bits,
-    }
-    outcomes = check_gates(
-        worst,
-        gates_from_options(
-            {
-                "--max-adrg": ("adrg", "max", max_adrg),
-                "--max-leakage-auc": ("leakage_auc", "max", max_leakage_auc),
-                "--max-mi": ("mi_joint", "max", max_mi),
-            }
-        ),
+    gates = gates_from_options(
+        {
+            "--max-adrg": ("adrg", "max", max_adrg),
+            "--max-leakage-auc": ("leakage_auc", "max", max_leakage_auc),
+            "--max-mi": ("mi_joint", "max", max_mi),
+        }
     )
-    if outcome.rows_dropped:
-        report.warn(err, f"{outcome.rows_dropped} row(s) with a missing target or sensitive value were left out")
-    for note in report.encoding_notes(outcome.encoding) + report.audit_notes(audit):
+    outcomes = check_gates(outcome.gated_values(), gates)
+    _warn_dropped(outcome.rows_dropped)
+    for note in report.encoding_notes(outcome.encoding) + report.audit_notes(outcome.audit):
         report.warn(err, note)
     if plot is not None and outcome.interventions:
         report.plot_interventions(outcome.interventions, plot, title=f"{model.name}: interventions on {data.name}")
         report.info(err, f"wrote the intervention plot to {plot}")
-    if json_output:
-        payload = audit.to_dict()
-        if outcome.interventions is not None:
-            payload["interventions"] = {
-                "mode": mode.value,
-                "curves": report.intervention_summary(outcome.interventions),
-                "points": [p.to_dict() for p in outcome.interventions],
-            }
-        payload["gates"] = [o.to_dict() for o in outcomes]
-        typer.echo(report.to_json(payload))
-    else:
-        report.render_audit(err, audit, title=f"representation audit of {model.name or model} on {data.name}")
+
+    def render() -> None:
+        report.render_audit(err, outcome.audit, title=f"representation audit of {model.name or model} on {data.name}")
         if outcome.interventions:
             report.render_interventions(err, outcome.interventions, mode=mode.value)
-    report.render_gates(err, outcomes)
-    if not all(o.passed for o in outcomes):
-        raise typer.Exit(EXIT_GATE)
+
+    _conclude(outcome.to_dict(), outcomes, json_output=json_output, render=render)
 
 
 # -- prune ------------------------------------------------------------------------------
@@ -694,12 +757,11 @@ def prune(
     from .bundle import check_writable, load_bundle, save_bundle
 
     check_writable(out, overwrite=overwrite, inputs=(model, data))
-    bundle = load_bundle(model)
     outcome = pipeline.prune(
-        bundle, _read_table(data, sep), k=k, by=by.value, mode=mode.value, data_path=data, seed=seed, drop_missing=drop_missing,
+        load_bundle(model), _read_table(data, sep), k=k, by=by.value, mode=mode.value, data_path=data, seed=seed, drop_missing=drop_missing,
         inf_as_missing=inf_as_missing,
     )
-    saved = save_bundle(out, estimator=outcome.estimator, encoder=bundle.encoder, meta=outcome.meta, overwrite=overwrite, inputs=(model,))
+    saved = save_bundle(out, outcome.model, meta=outcome.meta, overwrite=overwrite, inputs=(model,))
     removed = ", ".join(str(i) for i in outcome.removed)
     report.info(err, f"removed neuron(s) {removed} (by {by.value}, {mode.value}); pruned model saved to {saved}/")
 
@@ -707,6 +769,7 @@ def prune(
 # -- sweep-gamma ----------------------------------------------------------------------
 @app.command("sweep-gamma")
 @_command
+@_with_training_options
 def sweep_gamma(
     data: DataArg,
     sensitive: SensitiveOpt,
@@ -724,25 +787,8 @@ def sweep_gamma(
     test: Annotated[
         Optional[Path], typer.Option("--test", help="Score every model on this fixed table instead of cross-validating.", show_default=False)
     ] = None,
-    target: TargetOpt = None,
-    positive: PositiveOpt = None,
-    drop: DropOpt = None,
-    sensitive_bins: SensitiveBinsOpt = None,
-    sensitive_as_feature: SensitiveAsFeatureOpt = False,
-    drop_missing: DropMissingOpt = False,
-    inf_as_missing: InfAsMissingOpt = False,
-    method: MethodOpt = Method.bernoulli,
-    hidden: HiddenOpt = DEFAULT_HIDDEN,
-    code_size: CodeSizeOpt = None,
-    joint_samples: JointSamplesOpt = None,
-    epochs: EpochsOpt = DEFAULT_EPOCHS,
-    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
-    lr: LrOpt = DEFAULT_LR,
-    temperature: TemperatureOpt = DEFAULT_TEMPERATURE,
-    straight_through: StraightThroughOpt = StraightThrough.sigmoid,
-    samples: TrainSamplesOpt = DEFAULT_SAMPLES,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = Device.auto,
+    *,
+    training: TrainingOptions,
     threshold: ThresholdOpt = None,
     min_group_size: MinGroupOpt = 30,
     audit: Annotated[bool, typer.Option("--audit", help="Also audit each model's representation (random forests, joint I(T;S)).")] = False,
@@ -774,110 +820,64 @@ def sweep_gamma(
 
       sqnn sweep-gamma sample_data/compas.csv --sensitive race --out sweep/ --n-jobs 2 --plot
 
-      sqnn sweep-gamma train.csv -s race --test test.csv --gammas 0,0.1,0.2,0.3 --out sweep/ --json
+      sqnn sweep-gamma train.csv -s race --test test.csv --gammas 0,0.1,0.2,0.3 --out sweep-on-test/ --json
 
-      sqnn sweep-gamma data.csv -s race --out sweep/ --max-gpa 0.1 --min-auc 0.7 --min-correlation 0.9
+      sqnn sweep-gamma data.csv -s race --out sweep-gated/ --max-gpa 0.1 --min-auc 0.7 --min-correlation 0.9
     """
-    options = _plain_options({k: v for k, v in locals().items() if k not in {"data", "json_output", "overwrite", "out", "plot", "n_jobs", "backend", "scheduler"}})
+    options = _plain_options(
+        {"sensitive": sensitive, "gammas": gammas, "steps": steps, "folds": folds, "test": test, **dataclasses.asdict(training),
+         "threshold": threshold, "min_group_size": min_group_size, "audit": audit, "trees": trees,
+         "max_gpa": max_gpa, "max_audc": max_audc, "min_auc": min_auc, "min_correlation": min_correlation, "sep": sep}
+    )  # fmt: skip
     from . import sweep
     from .data import file_sha256
-    from .files import check_output_directory
 
-    estimator = _estimator(
-        gamma=0.0, method=method, hidden=hidden, code_size=code_size, joint_samples=joint_samples,
-        temperature=temperature, straight_through=straight_through, epochs=epochs, batch_size=batch_size, lr=lr,
-        samples=samples, seed=seed, device=device,
-    )  # fmt: skip
-    if backend is Backend.dask and not scheduler:
-        raise InputError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
-    grid = sweep.gamma_grid(_parse_floats(gammas, "--gammas") if gammas is not None else None, steps)
-    check_output_directory(out)
-    frame = _read_table(data, sep)
-    roles = _roles(
-        frame, target=target, sensitive=sensitive, positive=positive, drop=drop, sensitive_bins=sensitive_bins,
-        sensitive_as_feature=sensitive_as_feature,
-    )  # fmt: skip
-    test_frame = _read_table(test, sep) if test is not None else None
-    plan = sweep.SweepPlan(
-        estimator_params={k: v for k, v in estimator.get_params().items() if k != "gamma"} | {"hidden": list(estimator.hidden)},
-        roles=roles,
-        data_sha256=file_sha256(data),
-        folds=1 if test is not None else folds,
-        test_sha256=file_sha256(test) if test is not None else None,
-        drop_missing=drop_missing,
-        inf_as_missing=inf_as_missing,
-        threshold=threshold,
-        min_group_size=min_group_size,
-        audit=audit,
-        trees=trees,
-    )
-    # Every run is laid out (and the data checked) before the directory is touched, so a
-    # refused table leaves no sweep behind that the corrected command would then clash with.
-    all_tasks = sweep.make_tasks(plan, grid, frame, test_frame)
-    planned = len(all_tasks)
-    # Held until the summary is written: a second sweep into the same directory is refused.
-    with sweep.SweepDirectory(out).locked() as directory:
-        directory.open(plan, options=options, overwrite=overwrite)
-        finished, skipped = directory.finished()
-        if skipped:
-            more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-            report.warn(err, f"{len(skipped)} line(s) of {sweep.RUNS_FILE} are ignored: {'; '.join(skipped[:3])}{more}")
-        tasks = sweep.pending_tasks(all_tasks, finished)
-        if finished:
-            report.info(err, f"resuming {out}/: {planned - len(tasks)} of {planned} runs already finished")
-        if backend is Backend.dask:
-            how = f", on the Dask cluster at {scheduler}"
-        elif tasks:
-            workers = sweep.worker_count(n_jobs, len(tasks))
-            how = f", {workers} at a time" + (f" (--n-jobs {n_jobs} capped at the runs to train)" if workers < n_jobs else "")
-        else:
-            how = ""
-        report.info(err, f"{len(tasks)} run(s) to train: {len(grid)} gammas x {plan.folds} fold(s){how}")
-
-        interrupted = False
-        with report.task_progress(err) as progress:
-            try:
-                for count, record in enumerate(sweep.execute(tasks, n_jobs=n_jobs, backend=backend.value, scheduler=scheduler), 1):
-                    directory.append(record)
-                    if progress is not None:
-                        progress("runs", count, len(tasks))
-            except KeyboardInterrupt:
-                interrupted = True
-        records, _ = directory.finished()
-        summary = sweep.summarise(sweep.planned_records(all_tasks, records), runs_planned=planned, folds=plan.folds)
-        csv_path, json_path = directory.write_summary(summary)
-        if plot and summary.rows:
-            plot_path = report.plot_tradeoff(summary, out / sweep.PLOT_FILE, title=f"{data.name}: gamma sweep ({method.value})")
-            report.info(err, f"wrote {plot_path}")
-
-    best_gpa, best_audc = summary.row(summary.best_by_d_gpa) or {}, summary.row(summary.best_by_d_audc) or {}
-    outcomes = check_gates(
-        {
-            "gpa": best_gpa.get("gpa_mean"),
-            "auc": best_gpa.get("auc_mean"),
-            "audc": best_audc.get("audc_mean"),
-            "spearman_gpa": summary.correlations["spearman"]["one_minus_gpa"],
-        },
-        gates_from_options(
-            {
-                "--max-gpa": ("gpa", "max", max_gpa),
-                "--max-audc": ("audc", "max", max_audc),
-                "--min-auc": ("auc", "min", min_auc),
-                "--min-correlation": ("spearman_gpa", "min", min_correlation),
-            }
+    request = sweep.SweepRequest(
+        out=out, estimator=training.estimator(0.0), gammas=_parse_floats(gammas, "--gammas") if gammas is not None else None,
+        steps=steps, folds=folds, n_jobs=n_jobs, backend=backend.value, scheduler=scheduler, overwrite=overwrite,
+        options=options,
+        settings=sweep.RunSettings(
+            drop_missing=training.drop_missing, inf_as_missing=training.inf_as_missing, threshold=threshold,
+            min_group_size=min_group_size, audit=audit, trees=trees,
         ),
+    )  # fmt: skip
+    frame = _read_table(data, sep)
+    roles = training.roles(frame, sensitive)
+    test_frame = _read_table(test, sep) if test is not None else None
+    tables = sweep.SweepData(frame, roles, test_frame, file_sha256(data), file_sha256(test) if test is not None else None)
+
+    def write_plot(summary: Any, directory: Path) -> Optional[Path]:
+        title = f"{data.name}: gamma sweep ({training.method.value})"
+        return report.plot_tradeoff(summary, directory / sweep.PLOT_FILE, title=title) if plot and summary.rows else None
+
+    with report.task_progress(err) as progress:
+        result = sweep.run_sweep(
+            request, tables, on_note=lambda note: (report.warn if note.warning else report.info)(err, note.worded(_flag)),
+            on_progress=lambda done, total: progress("runs", done, total), on_summary=write_plot,
+        )  # fmt: skip
+    summary = result.summary
+    for path in result.written_by_caller:
+        report.info(err, f"wrote {path}")
+    gates = gates_from_options(
+        {
+            "--max-gpa": ("gpa", "max", max_gpa),
+            "--max-audc": ("audc", "max", max_audc),
+            "--min-auc": ("auc", "min", min_auc),
+            "--min-correlation": ("spearman_gpa", "min", min_correlation),
+        }
     )
-    if json_output:
-        typer.echo(report.to_json({**summary.to_dict(), "gates": [o.to_dict() for o in outcomes], "interrupted": interrupted}))
-    else:
-        report.render_sweep(err, summary, title=f"gamma sweep of {data.name} ({method.value}, {plan.folds} fold(s))")
-    report.info(err, f"summary written to {csv_path} and {json_path}")
-    if interrupted:
-        report.error(err, f"interrupted: {summary.runs_finished} of {planned} runs finished and are kept; rerun the same command to resume")
-        raise typer.Exit(EXIT_INTERRUPTED)
-    report.render_gates(err, outcomes)
-    if not all(o.passed for o in outcomes):
-        raise typer.Exit(EXIT_GATE)
+    title = f"gamma sweep of {data.name} ({training.method.value}, {summary.folds} fold(s))"
+    interrupted = (
+        f"interrupted: {summary.runs_finished} of {result.planned} runs finished and are kept; rerun the same command to resume"
+    )
+    _conclude(
+        {**summary.to_dict(), "interrupted": result.interrupted},
+        check_gates(summary.gated_values(), gates),
+        json_output=json_output,
+        render=lambda: report.render_sweep(err, summary, title=title),
+        notes=[f"summary written to {result.summary_csv} and {result.summary_json}"],
+        interrupted=interrupted if result.interrupted else None,
+    )
 
 
 def _parse_floats(text: str, option: str) -> list[float]:

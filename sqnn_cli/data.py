@@ -41,6 +41,7 @@ __all__ = [
     "check_table_output",
     "infer_positive_label",
     "group_labels",
+    "label_text",
 ]
 
 # A numeric sensitive column with more distinct values than this is almost surely a
@@ -301,12 +302,15 @@ def parse_bins(specs: Sequence[str]) -> dict[str, tuple[float, ...]]:
 
 
 def _format_values(values: Sequence[object]) -> str:
-    shown = ", ".join(repr(_label(v)) for v in values[:_SHOWN_VALUES])
+    shown = ", ".join(repr(label_text(v)) for v in values[:_SHOWN_VALUES])
     return shown + (", ..." if len(values) > _SHOWN_VALUES else "")
 
 
-def _label(value: object) -> str:
-    """A value as a label: 1.0 and 1 are the same label "1"."""
+def label_text(value: object) -> str:
+    """A value as a label: 1.0 and 1 are the same label "1", booleans 'True'/'False'.
+
+    The one rule for turning cell values into labels: target classes, sensitive groups
+    and the encoder's categories all use it, so they cannot disagree about a value."""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
@@ -351,7 +355,7 @@ def _close_columns(name: str, present: Sequence[str]) -> str:
 def infer_positive_label(series: pd.Series, column: str, positive: str | None) -> str:
     """Decide which target value is the positive class, or refuse."""
     values = series.dropna().unique()
-    labels = sorted({_label(v) for v in values}, key=_sort_key)
+    labels = sorted({label_text(v) for v in values}, key=_sort_key)
     if not labels:
         raise InputError(MSG_TARGET_EMPTY.format(column=column))
     if positive is not None:
@@ -378,7 +382,7 @@ def infer_positive_label(series: pd.Series, column: str, positive: str | None) -
 def _label_of_text(text: str, series: pd.Series) -> str:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         try:
-            return _label(float(text))
+            return label_text(float(text))
         except ValueError:
             return text
     return text
@@ -433,7 +437,7 @@ def resolve_roles(
     if not features:
         raise InputError(MSG_NO_FEATURES)
     positive_label = infer_positive_label(frame[target_column], target_column, positive)
-    labels = sorted({_label(v) for v in frame[target_column].dropna().unique()}, key=_sort_key)
+    labels = sorted({label_text(v) for v in frame[target_column].dropna().unique()}, key=_sort_key)
     return ColumnRoles(
         target=target_column,
         positive_label=positive_label,
@@ -452,9 +456,9 @@ def _binned(series: pd.Series, column: str, edges: tuple[float, ...]) -> pd.Seri
     if bad.any():
         first = series[bad].iloc[0]
         raise InputError(f"sensitive column '{column}' holds non-numeric value {first!r} but has bins")
-    labels = [f"{column}<{_label(edges[0])}"]
-    labels += [f"{_label(lo)}<={column}<{_label(hi)}" for lo, hi in zip(edges, edges[1:])]
-    labels += [f"{column}>={_label(edges[-1])}"]
+    labels = [f"{column}<{label_text(edges[0])}"]
+    labels += [f"{label_text(lo)}<={column}<{label_text(hi)}" for lo, hi in zip(edges, edges[1:])]
+    labels += [f"{column}>={label_text(edges[-1])}"]
     codes = np.searchsorted(np.asarray(edges), numbers.to_numpy(dtype=float), side="right")
     out = pd.Series(np.asarray(labels, dtype=object)[codes], index=series.index)
     return out.where(numbers.notna())
@@ -468,7 +472,7 @@ def group_labels(frame: pd.DataFrame, roles: ColumnRoles) -> pd.Series:
         if column in roles.sensitive_bins:
             parts.append(_binned(series, column, roles.sensitive_bins[column]))
         else:
-            parts.append(series.map(_label, na_action="ignore"))
+            parts.append(series.map(label_text, na_action="ignore"))
     labels = parts[0].astype(object)
     for part in parts[1:]:
         labels = labels + GROUP_SEPARATOR + part.astype(object)
@@ -501,9 +505,39 @@ def prepare(
         required.extend(roles.sensitive)
     _require_columns(frame, required)
 
+    groups = group_labels(frame, roles) if need_sensitive else None
+    problems, missing = _missing_rows(frame, roles, groups, need_target=need_target, drop_missing=drop_missing)
+    features = _finite_features(frame.loc[:, list(roles.features)], problems, inf_as_missing=inf_as_missing)
+    labels = frame[roles.target].map(label_text, na_action="ignore") if need_target else None
+    if labels is not None and not for_training:
+        labels, problem = _known_labels(labels, roles)
+        if problem:
+            problems.append(problem)
+    _refuse_problems(problems)
+
+    keep = (~missing).to_numpy()
+    kept = features.loc[keep]
+    if len(kept) == 0:
+        raise InputError("no rows are left after leaving out rows with missing values")
+    for column in roles.features if for_training else ():
+        if kept[column].isna().all():
+            raise InputError(MSG_ALL_MISSING.format(column=column))
+    return PreparedData(
+        features=kept,
+        y=None if labels is None else _target_array(labels.loc[keep], roles, for_training=for_training),
+        groups=None if groups is None else _group_array(groups.loc[keep], roles, min_groups),
+        rows_dropped=int(missing.sum()),
+        kept_index=kept.index,
+    )
+
+
+def _missing_rows(
+    frame: pd.DataFrame, roles: ColumnRoles, groups: pd.Series | None, *, need_target: bool, drop_missing: bool
+) -> tuple[list[str], pd.Series]:
+    """(problems, missing): rows without a target or a group are problems, unless
+    ``drop_missing``; either way ``missing`` marks them."""
     problems: list[str] = []
     missing = pd.Series(False, index=frame.index)
-    groups = group_labels(frame, roles) if need_sensitive else None
     checks: list[tuple[str, pd.Series]] = []
     if need_target:
         checks.append((f"target '{roles.target}'", frame[roles.target].isna()))
@@ -515,8 +549,12 @@ def prepare(
             positions = np.flatnonzero(mask.to_numpy())
             problems.append(MSG_MISSING_ROWS.format(count=len(positions), what=what, lines=csv_line_numbers(positions)))
         missing |= mask
+    return problems, missing
 
-    features = frame.loc[:, list(roles.features)]
+
+def _finite_features(features: pd.DataFrame, problems: list[str], *, inf_as_missing: bool) -> pd.DataFrame:
+    """The features with infinite values made missing (``inf_as_missing``), or each
+    column that holds any added to ``problems``."""
     infinite = _infinite_values(features)
     if infinite and inf_as_missing:
         features = features.copy()
@@ -526,46 +564,33 @@ def prepare(
         for column, mask in infinite.items():
             positions = np.flatnonzero(mask)
             problems.append(MSG_INFINITE.format(column=column, count=len(positions), lines=csv_line_numbers(positions)))
+    return features
 
-    labels = frame[roles.target].map(_label, na_action="ignore") if need_target else None
-    if labels is not None and not for_training:
-        labels, problem = _known_labels(labels, roles)
-        if problem:
-            problems.append(problem)
 
+def _refuse_problems(problems: list[str]) -> None:
+    """All of the table's problems in one refusal, so the file is fixed once."""
     if len(problems) == 1:
         raise InputError(problems[0])
     if problems:
         raise InputError(MSG_PROBLEMS.format(count=len(problems), problems="; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))))
 
-    keep = (~missing).to_numpy()
-    kept = features.loc[keep]
-    if len(kept) == 0:
-        raise InputError("no rows are left after leaving out rows with missing values")
-    for column in roles.features if for_training else ():
-        if kept[column].isna().all():
-            raise InputError(MSG_ALL_MISSING.format(column=column))
 
-    y = None
-    if labels is not None:
-        y = (labels.loc[keep] == roles.positive_label).to_numpy(dtype=np.int64)
-        if for_training and y.min() == y.max():
-            present = roles.positive_label if y[0] else f"not {roles.positive_label!r}"
-            raise InputError(MSG_SINGLE_CLASS.format(column=roles.target, value=present))
-    group_array = None
-    if groups is not None:
-        group_array = groups.loc[keep].to_numpy(dtype=object).astype(str)
-        distinct = np.unique(group_array)
-        if len(distinct) < min_groups:
-            names = ", ".join(f"'{c}'" for c in roles.sensitive)
-            raise InputError(MSG_SINGLE_GROUP.format(columns=names, group=distinct[0]))
-    return PreparedData(
-        features=kept,
-        y=y,
-        groups=group_array,
-        rows_dropped=int(missing.sum()),
-        kept_index=kept.index,
-    )
+def _target_array(labels: pd.Series, roles: ColumnRoles, *, for_training: bool) -> np.ndarray:
+    """1 for the positive label, else 0; training needs both classes."""
+    y = (labels == roles.positive_label).to_numpy(dtype=np.int64)
+    if for_training and y.min() == y.max():
+        present = roles.positive_label if y[0] else f"not {roles.positive_label!r}"
+        raise InputError(MSG_SINGLE_CLASS.format(column=roles.target, value=present))
+    return y
+
+
+def _group_array(groups: pd.Series, roles: ColumnRoles, min_groups: int) -> np.ndarray:
+    group_array = groups.to_numpy(dtype=object).astype(str)
+    distinct = np.unique(group_array)
+    if len(distinct) < min_groups:
+        names = ", ".join(f"'{c}'" for c in roles.sensitive)
+        raise InputError(MSG_SINGLE_GROUP.format(columns=names, group=distinct[0]))
+    return group_array
 
 
 def _infinite_values(features: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
-__all__ = ["InputError", "BundleError"]
+from typing import Any, Callable
+
+__all__ = ["InputError", "BundleError", "ParameterError", "TrainingDivergedError"]
 
 
 class InputError(ValueError):
     """Bad usage or bad input: the user can fix it (exit code 2)."""
 
 
+class ParameterError(InputError):
+    """An argument outside its domain, worded with the names a library caller passed.
+
+    ``template`` writes each parameter it names as a ``{field}`` (``"{test_size} must be
+    in (0, 1), got {got}"``) and ``values`` fills the other fields. ``str()`` names the
+    parameters as the Python API does (``test_size``); a front end words them its own way
+    with :meth:`worded` (the CLI: ``--test-size``), so nobody reads about options they
+    never passed.
+    """
+
+    def __init__(self, template: str, **values: Any) -> None:
+        self.template, self.values = template, values
+        super().__init__(self.worded(str))
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message with every parameter field replaced by ``name(field)``."""
+        return self.template.format_map(_Fields(self.values, name))
+
+
+class _Fields(dict):
+    """``values``, with any other field taken for a parameter name and worded by ``name``."""
+
+    def __init__(self, values: dict[str, Any], name: Callable[[str], str]) -> None:
+        super().__init__(values)
+        self._name = name
+
+    def __missing__(self, key: str) -> str:
+        return self._name(key)
+
+
 class BundleError(InputError):
     """A model directory that is not a valid, untouched sqnn bundle."""
 
 
-class TrainingDivergedError(InputError):
-    """The loss became NaN or infinite, usually from a learning rate that is too high."""
+class TrainingDivergedError(ParameterError):
+    """The loss became NaN or infinite, usually from a learning rate that is too high; the
+    message names the parameters to lower."""

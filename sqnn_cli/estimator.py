@@ -6,15 +6,20 @@ import functools
 import math
 import threading
 import time
+import warnings
 from contextlib import contextmanager
+from numbers import Integral, Real
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions, make_constraint
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from .errors import InputError, TrainingDivergedError
+from . import defaults
+from .errors import ParameterError, TrainingDivergedError
 from .limits import (
     MAX_BATCH_SIZE,
     MAX_CODE_SIZE,
@@ -34,32 +39,27 @@ from .information import (
 )
 from . import rowwise
 from .metrics import balanced_accuracy_threshold
-from .model import STRAIGHT_THROUGH, SQNNetwork
+from .model import SQNNetwork
 from .training import FlatAdam, TrainingStep, autograd_step, closed_form_step
 
-__all__ = ["SQNNClassifier", "METHODS", "resolve_device", "limit_threads", "TrainingDivergedError"]
+__all__ = [
+    "SQNNClassifier", "ParameterConstraintError", "resolve_device", "limit_threads", "TrainingDivergedError",
+]  # fmt: skip
 
-METHODS = ("bernoulli", "joint")
-# bernoulli's cost is linear in the code size; joint's exact loss enumerates 2^m codes
-# per batch, so its default is a size where that stays exact and cheap.
-DEFAULT_CODE_SIZE = {"bernoulli": 32, "joint": 8}
-MAX_EXACT_JOINT_NEURONS = 12
-MSG_JOINT_TOO_WIDE = (
-    "--method joint computes I(T;S) exactly by enumerating 2^code_size codes per batch, which is "
-    "limited to --code-size {limit} (got {size}); pass --joint-samples N (e.g. 256) for the "
-    "Monte-Carlo estimate, or choose a smaller --code-size"
-)
-DEVICES = ("auto", "cpu", "cuda")
 # Scoring draws from its own stream so that predictions do not depend on how long
 # training ran or on what was scored before.
 _SCORING_SEED_OFFSET = 1_000_003
 THRESHOLD_RULE = "maximises balanced accuracy of the mean score on {rows}"
 LEGACY_THRESHOLD_RULE = "the fixed 0.5 of bundles written before sqnn chose thresholds"
+# The group of every row when fit is given no sensitive_features.
+ONE_GROUP = "all rows"
+# Bundles written before labels were kept: the CLI has always trained on 0/1.
+LEGACY_CLASSES = (0, 1)
 
 # Seeding borrows torch's process-wide generator; models fitted concurrently in threads
 # (a Dask worker with several threads) must take turns, or they would seed each other.
 _GLOBAL_RNG_LOCK = threading.Lock()
-_MSG_DIVERGED = "training diverged at epoch {epoch} (loss is {loss}); try a lower --lr or --temperature"
+MSG_DIVERGED = "training diverged at epoch {epoch} (loss is {loss}); try a lower {lr} or {temperature}"
 
 EpochCallback = Callable[[dict[str, float]], None]
 
@@ -71,6 +71,11 @@ _THREADS_LOCK = threading.Lock()
 _open_thread_limits: list[int] = []
 _threads_before: tuple[int, Any] | None = None
 _pools: Any = None  # threadpoolctl's ThreadpoolController, made on first use
+
+
+class ParameterConstraintError(ParameterError, InvalidParameterError):
+    """A parameter outside its declared constraints: scikit-learn's own exception type (what
+    its tools and checks expect) that a front end words with its names, as any ParameterError."""
 
 
 def _whole(value: Any, low: int, high: int) -> bool:
@@ -87,9 +92,15 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _positive_finite(value: Any) -> bool:
-    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    return real and 0 < value < math.inf
+def _counts(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}es" if what.endswith("s") else f"{n} {what}s"
+
+
+def _whole_between(low: int, high: int) -> Interval:
+    return Interval(Integral, low, high, closed="both")
+
+
+_POSITIVE_FINITE = Interval(Real, 0, math.inf, closed="neither")
 
 
 def _set_threads(n_threads: int) -> Any:
@@ -119,7 +130,9 @@ def limit_threads(n_threads: int | None = None) -> Iterator[int]:
     """
     global _threads_before
     if n_threads is not None and not _whole(n_threads, 1, MAX_THREADS):
-        raise InputError(f"n_threads must be an integer from 1 to {MAX_THREADS}, got {_shown(n_threads)}")
+        raise ParameterError(
+            "{n_threads} must be an integer from 1 to {limit}, got {got}", limit=MAX_THREADS, got=_shown(n_threads)
+        )
     with _THREADS_LOCK:
         if n_threads is None:
             n_threads = _open_thread_limits[-1] if _open_thread_limits else DEFAULT_THREADS
@@ -155,12 +168,13 @@ def _within_thread_limit(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def resolve_device(device: str) -> torch.device:
-    if device not in DEVICES:
-        raise InputError(f"device must be one of {DEVICES}, got {device!r}")
+    """The torch device a ``device`` parameter names: 'auto' is CUDA where there is one."""
+    if not isinstance(device, str) or device not in defaults.DEVICES:
+        raise ParameterError("{device} must be one of {choices}, got {got}", choices=defaults.DEVICES, got=_shown(device))
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' was requested but no CUDA device is available")
+        raise ParameterError("{device} 'cuda' was requested but no CUDA device is available; choose 'auto' or 'cpu'")
     return torch.device(device)
 
 
@@ -169,6 +183,15 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
 
     The loss per mini-batch is ``gamma * I(T;S) + (1 - gamma) * BCE`` with I in bits,
     computed from the firing probabilities of the binary layer (DESIGN §2).
+
+    ``y`` may hold any two labels: ``classes_`` are they, sorted, and ``classes_[1]`` is
+    the positive class whose probability is ``predict_proba(X)[:, 1]``.
+
+    ``fit(X, y)`` without ``sensitive_features`` puts every row in one group, so I(T;S)
+    is 0 and the model is a plain classifier trained on ``(1 - gamma) * BCE``; with
+    ``gamma > 0`` fit warns (UserWarning) that nothing is forgotten. That is how
+    scikit-learn's tools, which know nothing of groups, call it (cross-validation
+    without routed metadata, ``check_estimator``).
 
     Parameters
     ----------
@@ -204,24 +227,47 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         previous counts come back afterwards. None: an enclosing ``limit_threads``
         block's count, else 1 (see ``limit_threads``). Results are bit-identical at
         equal thread counts only.
+
+    Every parameter is checked against ``_parameter_constraints`` (bounds from limits.py)
+    and the rules that tie parameters together when ``fit`` starts, or without data by
+    :meth:`check_params`; a refusal is a ``ValueError`` naming the parameter.
     """
+
+    _parameter_constraints: dict = {
+        "gamma": [Interval(Real, 0, 1, closed="both")],
+        "method": [StrOptions(set(defaults.METHODS))],
+        # Its depth and widths: _check_hidden, which words them as one rule.
+        "hidden": ["array-like"],
+        "code_size": [_whole_between(1, MAX_CODE_SIZE), None],
+        "joint_samples": [_whole_between(2, MAX_JOINT_SAMPLES), None],
+        "temperature": [_POSITIVE_FINITE],
+        "straight_through": [StrOptions(set(defaults.STRAIGHT_THROUGH_CHOICES))],
+        "epochs": [_whole_between(1, MAX_EPOCHS)],
+        "batch_size": [_whole_between(1, MAX_BATCH_SIZE)],
+        "lr": [_POSITIVE_FINITE],
+        "n_samples": [_whole_between(1, MAX_SAMPLES)],
+        "random_state": [_whole_between(0, MAX_SEED)],
+        "device": [StrOptions(set(defaults.DEVICES))],
+        "warm_start": ["boolean"],
+        "n_threads": [_whole_between(1, MAX_THREADS), None],
+    }
 
     def __init__(
         self,
-        gamma: float = 0.2,
+        gamma: float = defaults.GAMMA,
         *,
-        method: str = "bernoulli",
-        hidden: Sequence[int] = (64, 64),
+        method: str = defaults.METHOD,
+        hidden: Sequence[int] = defaults.HIDDEN,
         code_size: int | None = None,
         joint_samples: int | None = None,
-        temperature: float = 1.0,
-        straight_through: str = "sigmoid",
-        epochs: int = 30,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        n_samples: int = 32,
-        random_state: int = 0,
-        device: str = "auto",
+        temperature: float = defaults.TEMPERATURE,
+        straight_through: str = defaults.STRAIGHT_THROUGH,
+        epochs: int = defaults.EPOCHS,
+        batch_size: int = defaults.BATCH_SIZE,
+        lr: float = defaults.LR,
+        n_samples: int = defaults.N_SAMPLES,
+        random_state: int = defaults.RANDOM_STATE,
+        device: str = defaults.DEVICE,
         warm_start: bool = False,
         n_threads: int | None = None,
     ):
@@ -241,82 +287,75 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         self.warm_start = warm_start
         self.n_threads = n_threads
 
-    # -- validation ------------------------------------------------------------------
-    def _check_params(self) -> None:
-        """Refuse any setting out of its range (limits.py says why each bound) before
-        anything is allocated: the CLI calls it before reading data, and the bundle loader
-        to judge a meta.json's sizes before the network is built.
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
 
-        Not named _validate_params: that is scikit-learn's own method."""
+    # -- validation ------------------------------------------------------------------
+    def check_params(self) -> None:
+        """Refuse, without any data, every setting ``fit`` would refuse: each parameter
+        against its constraints (``_parameter_constraints``; limits.py says why each
+        bound), then the rules that tie parameters together (joint's exact enumeration
+        is limited to ``MAX_EXACT_JOINT_NEURONS`` neurons unless ``joint_samples``;
+        ``joint_samples`` is for ``method="joint"`` only; ``device="cuda"`` needs a GPU).
+
+        Raises ``ParameterError`` (a ``ValueError``) naming the parameters; a parameter
+        outside its constraints raises ``ParameterConstraintError``, which is also
+        scikit-learn's ``InvalidParameterError``. Nothing is allocated, so the CLI calls
+        it before reading data and the bundle loader before building a meta.json's network.
+        """
+        try:
+            self._validate_params()  # scikit-learn's, from _parameter_constraints
+        except ValueError:
+            # scikit-learn writes the whole value into its message (a crafted meta.json
+            # may hold 100,000 widths) or fails to (an int of 5,000 digits): say it briefly.
+            refusal = self._constraint_refusal()
+            if refusal is None:
+                raise
+            raise refusal from None
+        self._check_hidden()
+        self._check_combinations()
+
+    def _constraint_refusal(self) -> ParameterConstraintError | None:
+        """The refusal of the first parameter outside its constraints, if any."""
+        for name, declared in self._parameter_constraints.items():
+            constraints = [make_constraint(constraint) for constraint in declared]
+            value = getattr(self, name)
+            if not any(constraint.is_satisfied_by(value) for constraint in constraints):
+                described = [str(constraint) for constraint in constraints]
+                must = described[0] if len(described) == 1 else f"{', '.join(described[:-1])} or {described[-1]}"
+                return ParameterConstraintError(
+                    f"The '{{{name}}}' parameter of {type(self).__name__} must be {{must}}. Got {{got}} instead.",
+                    must=must, got=_shown(value),
+                )  # fmt: skip
+        return None
+
+    def _check_hidden(self) -> None:
         hidden = self.hidden
         is_list = isinstance(hidden, (list, tuple, np.ndarray))
         too_deep = is_list and len(hidden) > MAX_HIDDEN_LAYERS
-        hidden_ok = is_list and not too_deep and all(_whole(width, 1, MAX_HIDDEN_WIDTH) for width in hidden)
-        shown_hidden = f"{len(hidden)} layers" if too_deep else _shown(hidden)
-        checks = [
-            (
-                isinstance(self.gamma, (int, float, np.integer, np.floating)) and 0.0 <= self.gamma <= 1.0,
-                f"gamma must be in [0, 1], got {_shown(self.gamma)}",
-            ),
-            (
-                isinstance(self.method, str) and self.method in METHODS,
-                f"method must be one of {METHODS}, got {_shown(self.method)}",
-            ),
-            (
-                hidden_ok,
-                f"hidden must be at most {MAX_HIDDEN_LAYERS} layer widths, each an integer from 1 to "
-                f"{MAX_HIDDEN_WIDTH}, got {shown_hidden}",
-            ),
-            (
-                self.code_size is None or _whole(self.code_size, 1, MAX_CODE_SIZE),
-                f"code_size must be an integer from 1 to {MAX_CODE_SIZE}, got {_shown(self.code_size)}",
-            ),
-            (
-                self.joint_samples is None or _whole(self.joint_samples, 2, MAX_JOINT_SAMPLES),
-                f"joint_samples must be an integer from 2 to {MAX_JOINT_SAMPLES}, got {_shown(self.joint_samples)}",
-            ),
-            (_positive_finite(self.temperature), f"temperature must be positive and finite, got {_shown(self.temperature)}"),
-            (
-                isinstance(self.straight_through, str) and self.straight_through in STRAIGHT_THROUGH,
-                f"straight_through must be one of {STRAIGHT_THROUGH}, got {_shown(self.straight_through)}",
-            ),
-            (
-                _whole(self.epochs, 1, MAX_EPOCHS),
-                f"epochs must be an integer from 1 to {MAX_EPOCHS}, got {_shown(self.epochs)}",
-            ),
-            (
-                _whole(self.batch_size, 1, MAX_BATCH_SIZE),
-                f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, got {_shown(self.batch_size)}",
-            ),
-            (_positive_finite(self.lr), f"lr must be positive and finite, got {_shown(self.lr)}"),
-            (
-                _whole(self.n_samples, 1, MAX_SAMPLES),
-                f"n_samples must be an integer from 1 to {MAX_SAMPLES}, got {_shown(self.n_samples)}",
-            ),
-            (
-                _whole(self.random_state, 0, MAX_SEED),
-                f"random_state must be an integer from 0 to {MAX_SEED}, got {_shown(self.random_state)}",
-            ),
-            (
-                self.n_threads is None or _whole(self.n_threads, 1, MAX_THREADS),
-                f"n_threads must be an integer from 1 to {MAX_THREADS}, got {_shown(self.n_threads)}",
-            ),
-            (
-                isinstance(self.warm_start, (bool, np.bool_)),
-                f"warm_start must be True or False, got {_shown(self.warm_start)}",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InputError(message)
-        if self.method == "joint" and self.joint_samples is None and self._code_size() > MAX_EXACT_JOINT_NEURONS:
-            raise InputError(MSG_JOINT_TOO_WIDE.format(limit=MAX_EXACT_JOINT_NEURONS, size=self._code_size()))
-        if not isinstance(self.device, str):
-            raise InputError(f"device must be one of {DEVICES}, got {_shown(self.device)}")
+        if not is_list or too_deep or not all(_whole(width, 1, MAX_HIDDEN_WIDTH) for width in hidden):
+            raise ParameterError(
+                "{hidden} must be at most {layers} layer widths, each an integer from 1 to {width}, got {got}",
+                layers=MAX_HIDDEN_LAYERS, width=MAX_HIDDEN_WIDTH,
+                got=_counts(len(hidden), "layer") if too_deep else _shown(hidden),
+            )  # fmt: skip
+
+    def _check_combinations(self) -> None:
+        if self.joint_samples is not None and self.method != "joint":
+            raise ParameterError("{joint_samples} applies to {method} joint only")
+        if self.method == "joint" and self.joint_samples is None and self._code_size() > defaults.MAX_EXACT_JOINT_NEURONS:
+            raise ParameterError(
+                "{method} joint computes I(T;S) exactly by enumerating the 2^m codes of an m-neuron layer per "
+                "batch, which is limited to {code_size} {limit} (got {size}); pass {joint_samples} N (e.g. 256) "
+                "for the Monte-Carlo estimate, or choose a smaller {code_size}",
+                limit=defaults.MAX_EXACT_JOINT_NEURONS, size=self._code_size(),
+            )  # fmt: skip
         resolve_device(self.device)
 
     def _code_size(self) -> int:
-        return int(self.code_size) if self.code_size is not None else DEFAULT_CODE_SIZE[self.method]
+        return int(self.code_size) if self.code_size is not None else defaults.CODE_SIZE[self.method]
 
     def _build_network(self, n_features: int) -> SQNNetwork:
         return SQNNetwork(
@@ -328,47 +367,85 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         )
 
     # -- training --------------------------------------------------------------------
-    @_within_thread_limit
-    def fit(self, X, y, *, sensitive_features, epoch_callback: EpochCallback | None = None) -> "SQNNClassifier":
-        """Train on features X, 0/1 labels y and one group label per row.
+    def fit(self, X, y, *, sensitive_features=None, epoch_callback: EpochCallback | None = None) -> "SQNNClassifier":
+        """Train on features X, two-class labels y and one group label per row.
 
+        ``sensitive_features=None`` puts every row in one group (see the class docstring).
         ``epoch_callback`` receives each epoch's record (epoch, loss, bce, mi, seconds)
         as it finishes; it is how a caller shows progress without the core printing.
         """
-        self._check_params()
-        X = check_array(X, dtype=np.float32)
-        y = np.asarray(y)
-        if y.shape != (X.shape[0],) or not np.isin(y, (0, 1)).all():
-            raise ValueError("y must be a 1-D array of 0/1 labels, one per row of X")
-        sensitive = np.asarray(sensitive_features)
+        self.check_params()  # n_threads among them, before limit_threads takes it
+        with limit_threads(self.n_threads):
+            return self._fit(X, y, sensitive_features, epoch_callback)
+
+    def _fit(self, X, y, sensitive_features, epoch_callback: EpochCallback | None) -> "SQNNClassifier":
+        warm = bool(self.warm_start) and hasattr(self, "network_")
+        X, y, group_index = self._training_data(X, y, sensitive_features, warm=warm)
+        device = resolve_device(self.device)
+        network = self.network_.to(device) if warm else self._initial_network(X.shape[1], device)
+        data = (
+            torch.from_numpy(X).to(device),
+            torch.from_numpy(self._positive(y).astype(np.float32)).to(device),
+            torch.from_numpy(group_index.astype(np.int64)).to(device),
+        )
+        self.history_: list[dict[str, float]] = []
+        self._train(network, data, device, epoch_callback)
+        network.eval()
+        self.network_ = network
+        # A cut at 0.5 assumes calibrated, balanced scores; on a table with a 0.9 base rate,
+        # or a model pushed towards independence from S, it can put every row in one class.
+        return self._set_threshold(X, y, rows="the training rows")
+
+    def _training_data(self, X, y, sensitive_features, *, warm: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """X (float32, C-contiguous) and y checked as scikit-learn checks them, with
+        ``classes_``, ``groups_`` and each row's group index set."""
+        X, y = validate_data(self, X, y, dtype=np.float32, reset=not warm)
+        check_classification_targets(y)
+        classes = np.unique(y)
+        if classes.size != 2:
+            raise ValueError(
+                "Only binary classification is supported. y must hold exactly two classes; "
+                f"it holds {_counts(classes.size, 'class')}: {_shown(classes)}"
+            )
+        if warm and not np.array_equal(classes, self.classes_):
+            raise ValueError(f"y holds the classes {_shown(classes)}; the model was trained on {_shown(self.classes_)}")
+        self.classes_ = classes
+        if sensitive_features is None:
+            if self.gamma > 0:
+                warnings.warn(
+                    "sensitive_features is None: every row is in one group, so I(T;S) is 0 and "
+                    f"the model is a plain classifier trained on (1 - gamma) * BCE (gamma={self.gamma})",
+                    UserWarning,
+                    stacklevel=4,  # the caller of fit
+                )
+            sensitive = np.full(X.shape[0], ONE_GROUP)
+        else:
+            sensitive = np.asarray(sensitive_features)
         if sensitive.shape != (X.shape[0],):
             raise ValueError("sensitive_features must hold one group label per row of X")
         self.groups_, group_index = np.unique(sensitive.astype(str), return_inverse=True)
+        # Row keys hash each row's bytes, and torch refuses negative strides (X[::-1]).
+        return np.ascontiguousarray(X), y, group_index
 
-        device = resolve_device(self.device)
-        seed = int(self.random_state)
-        if self.warm_start and hasattr(self, "network_"):
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"X has {X.shape[1]} features, the model was trained on {self.n_features_in_}")
-            network = self.network_.to(device)
-        else:
-            # Initialisation draws from torch's global generator; forking keeps the caller's
-            # random state untouched while making the weights a function of the seed alone.
-            with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                network = self._build_network(X.shape[1]).to(device)
+    def _initial_network(self, n_features: int, device: torch.device) -> SQNNetwork:
+        # Initialisation draws from torch's global generator; forking keeps the caller's
+        # random state untouched while making the weights a function of the seed alone.
+        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.random_state))
+            return self._build_network(n_features).to(device)
+
+    def _train(
+        self,
+        network: SQNNetwork,
+        data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        device: torch.device,
+        epoch_callback: EpochCallback | None,
+    ) -> None:
+        """The epochs of training, each recorded in ``history_`` and passed to ``epoch_callback``."""
+        seed, n_rows, gamma = int(self.random_state), data[0].shape[0], float(self.gamma)
         shuffle_generator = torch.Generator().manual_seed(seed)
         sample_generator = torch.Generator(device=device).manual_seed(seed)
-
-        data = (
-            torch.from_numpy(X).to(device),
-            torch.from_numpy(y.astype(np.float32)).to(device),
-            torch.from_numpy(group_index.astype(np.int64)).to(device),
-        )
-        n_rows, gamma = X.shape[0], float(self.gamma)
         step = self._training_step(device)
-
-        self.history_: list[dict[str, float]] = []
         network.train()
         with FlatAdam(network.parameters(), lr=float(self.lr)) as optimizer:
             for epoch in range(1, int(self.epochs) + 1):
@@ -378,24 +455,35 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
                 bce, mi = (totals / n_rows).tolist()
                 loss = gamma * mi + (1.0 - gamma) * bce
                 if not np.isfinite(loss):
-                    raise TrainingDivergedError(_MSG_DIVERGED.format(epoch=epoch, loss=loss))
+                    raise TrainingDivergedError(MSG_DIVERGED, epoch=epoch, loss=loss)
                 record = {"epoch": epoch, "loss": loss, "bce": bce, "mi": mi, "seconds": time.perf_counter() - started}
                 self.history_.append(record)
                 if epoch_callback is not None:
                     epoch_callback(record)
 
-        network.eval()
-        self.network_ = network
-        self.n_features_in_ = X.shape[1]
-        self.classes_ = np.array([0, 1])
-        # A cut at 0.5 assumes calibrated, balanced scores; on a table with a 0.9 base rate,
-        # or a model pushed towards independence from S, it can put every row in one class.
-        return self.choose_threshold(X, y, rows="the training rows")
+    def _positive(self, y) -> np.ndarray:
+        """1 where y is the positive class ``classes_[1]``, else 0; a label outside
+        ``classes_`` is refused."""
+        y = column_or_1d(y)
+        unknown = ~np.isin(y, self.classes_)
+        if unknown.any():
+            raise ValueError(
+                f"y holds labels the model was not trained on ({_shown(np.unique(y[unknown]))}); "
+                f"its classes are {_shown(self.classes_)}"
+            )
+        return (y == self.classes_[1]).astype(np.int64)
 
     def choose_threshold(self, X, y, *, rows: str) -> "SQNNClassifier":
         """Set ``threshold_`` to the score cut that maximises balanced accuracy of the mean
-        score on X, y; ``rows`` says which rows they are, for ``threshold_rule_``."""
-        self.threshold_ = balanced_accuracy_threshold(y, self.predict_proba(X)[:, 1])
+        score on X, y (labels from ``classes_``); ``rows`` says which rows they are, for
+        ``threshold_rule_``."""
+        check_is_fitted(self, "network_")
+        with limit_threads(self.n_threads):
+            return self._set_threshold(self._inputs(X), y, rows=rows)
+
+    def _set_threshold(self, X: np.ndarray, y, *, rows: str) -> "SQNNClassifier":
+        """choose_threshold for an X already checked by _inputs."""
+        self.threshold_ = balanced_accuracy_threshold(self._positive(y), self._positive_scores(X))
         self.threshold_rule_ = THRESHOLD_RULE.format(rows=rows)
         return self
 
@@ -433,7 +521,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
                 _, theta = network.encode(batch[0])
             if torch.isfinite(theta).all():
                 raise
-            raise TrainingDivergedError(_MSG_DIVERGED.format(epoch=epoch, loss="nan")) from None
+            raise TrainingDivergedError(MSG_DIVERGED, epoch=epoch, loss="nan") from None
         return totals
 
     def _training_step(self, device: torch.device) -> TrainingStep:
@@ -464,10 +552,9 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
 
     # -- inference -------------------------------------------------------------------
     def _inputs(self, X) -> np.ndarray:
-        check_is_fitted(self, "network_")
-        X = check_array(X, dtype=np.float32)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the model was trained on {self.n_features_in_}")
+        """X checked against the fitted model as scikit-learn checks it (feature count and
+        names), float32 and C-contiguous."""
+        X = validate_data(self, X, dtype=np.float32, reset=False)
         # Row keys hash each row's bytes, and torch refuses negative strides (X[::-1]).
         return np.ascontiguousarray(X)
 
@@ -482,7 +569,6 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             chunk = X[start : start + rows]
             yield chunk, rowwise.firing_probabilities(self.network_, torch.from_numpy(chunk).to(device))
 
-    @torch.no_grad()
     def code_draws(self, X, *, n_samples: int | None = None) -> Iterator[torch.Tensor]:
         """The seeded code draws behind every score: (n_samples, rows, code_size) bit
         tensors, one per chunk of rows, in row order.
@@ -492,41 +578,56 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         same codes through an edited head (the audit's interventions) sees exactly the
         draws that ``predict_proba`` uses.
         """
+        check_is_fitted(self, "network_")
+        return self._draws(self._inputs(X), n_samples)
+
+    @torch.no_grad()
+    def _draws(self, X: np.ndarray, n_samples: int | None) -> Iterator[torch.Tensor]:
+        """code_draws of an X already checked by _inputs."""
         draws = int(n_samples if n_samples is not None else self.n_samples)
         if draws <= 0:
-            raise ValueError(f"n_samples must be positive, got {draws}")
+            raise ParameterError("{n_samples} must be positive, got {got}", got=draws)
         seed = int(self.random_state) + _SCORING_SEED_OFFSET
-        for chunk, theta in self._chunks(self._inputs(X), draws):
+        for chunk, theta in self._chunks(X, draws):
             uniforms = rowwise.uniform_draws(rowwise.row_keys(chunk, seed), draws, theta.shape[1]).to(theta.device)
             yield (uniforms < theta).to(theta.dtype)
 
-    @_within_thread_limit
     @torch.no_grad()
-    def predict_proba(self, X, *, n_samples: int | None = None) -> np.ndarray:
-        """(n, 2) class probabilities: p(y=1) is the mean over ``n_samples`` code draws."""
+    def _positive_scores(self, X: np.ndarray, n_samples: int | None = None) -> np.ndarray:
+        """p(y = classes_[1]) of an X already checked by _inputs: the mean over the draws."""
         head = self.network_.head
-        scores = [rowwise.mean_probability(bits, head.weight, head.bias) for bits in self.code_draws(X, n_samples=n_samples)]
-        positive = torch.cat(scores).cpu().numpy() if scores else np.zeros(0)
+        scores = [rowwise.mean_probability(bits, head.weight, head.bias) for bits in self._draws(X, n_samples)]
+        return torch.cat(scores).cpu().numpy() if scores else np.zeros(0)
+
+    @_within_thread_limit
+    def predict_proba(self, X, *, n_samples: int | None = None) -> np.ndarray:
+        """(n, 2) class probabilities, columns in ``classes_`` order: p(classes_[1]) is the
+        mean over ``n_samples`` code draws."""
+        check_is_fitted(self, "network_")
+        positive = self._positive_scores(self._inputs(X), n_samples)
         return np.column_stack([1.0 - positive, positive])
 
     def predict(self, X, *, threshold: float | None = None, n_samples: int | None = None) -> np.ndarray:
-        """0/1 predictions at ``threshold``, by default the one chosen in training (``threshold_``)."""
+        """Labels from ``classes_``: ``classes_[1]`` where p(classes_[1]) reaches
+        ``threshold``, by default the one chosen in training (``threshold_``)."""
         cut = self.decision_threshold(threshold)
-        return (self.predict_proba(X, n_samples=n_samples)[:, 1] >= cut).astype(np.int64)
+        return self.classes_[(self.predict_proba(X, n_samples=n_samples)[:, 1] >= cut).astype(np.intp)]
 
     @_within_thread_limit
     @torch.no_grad()
     def firing_probabilities(self, X) -> np.ndarray:
         """theta: the (n, code_size) Bernoulli parameters of the binary layer."""
+        check_is_fitted(self, "network_")
         thetas = [theta for _, theta in self._chunks(self._inputs(X), 1)]
         return torch.cat(thetas).cpu().numpy() if thetas else np.zeros((0, self._code_size()), np.float32)
 
     @_within_thread_limit
     @torch.no_grad()
-    def transform(self, X) -> np.ndarray:
+    def binary_codes(self, X) -> np.ndarray:
         """One sampled binary code per row, (n, code_size) uint8: the representation T
         (the first of the draws that scoring uses)."""
-        codes = [bits[0].to(torch.uint8).cpu() for bits in self.code_draws(X, n_samples=1)]
+        check_is_fitted(self, "network_")
+        codes = [bits[0].to(torch.uint8).cpu() for bits in self._draws(self._inputs(X), 1)]
         return torch.cat(codes).numpy() if codes else np.zeros((0, self._code_size()), np.uint8)
 
     # -- plain-data state --------------------------------------------------------------
@@ -541,6 +642,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             "params": params,
             "n_features_in": int(self.n_features_in_),
             "groups": [str(g) for g in self.groups_],
+            "classes": self.classes_.tolist(),
             "history": self.history_,
             "decision_threshold": {"value": float(self.threshold_), "rule": self.threshold_rule_},
         }
@@ -554,7 +656,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         params["hidden"] = tuple(params["hidden"])
         params["device"] = device
         model = cls(**params)
-        model._check_params()
+        model.check_params()
         network = model._build_network(int(description["n_features_in"]))
         network.load_state_dict(weights)
         network.to(resolve_device(device)).eval()
@@ -565,5 +667,5 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         # Bundles written before thresholds were chosen in training cut at 0.5.
         chosen = description.get("decision_threshold") or {"value": 0.5, "rule": LEGACY_THRESHOLD_RULE}
         model.threshold_, model.threshold_rule_ = float(chosen["value"]), str(chosen["rule"])
-        model.classes_ = np.array([0, 1])
+        model.classes_ = np.asarray(description.get("classes", LEGACY_CLASSES))
         return model

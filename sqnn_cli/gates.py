@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
+from .jsonable import plain
+
 __all__ = ["Gate", "GateOutcome", "check_gates", "gates_from_options", "THRESHOLD_FAIRNESS", "SCORE_FAIRNESS"]
 
 # Fairness a constant classifier meets trivially: every row in one class gives a DP and an
@@ -52,7 +54,7 @@ class GateOutcome:
         return f"{gate.metric} = {self.value:.4f}, required {relation} {gate.bound:g}: {verdict}"
 
     def to_dict(self) -> dict:
-        return {
+        return plain({
             "gate": self.gate.option,
             "metric": self.gate.metric,
             "kind": self.gate.kind,
@@ -60,7 +62,7 @@ class GateOutcome:
             "value": self.value,
             "passed": self.passed,
             "failed_as_degenerate": self.degenerate,
-        }
+        })
 
 
 def gates_from_options(options: Mapping[str, tuple[str, str, float | None]]) -> list[Gate]:

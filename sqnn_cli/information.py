@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .jsonable import plain
+
 __all__ = [
     "binary_entropy",
     "group_means",
@@ -169,7 +171,7 @@ class InformationEstimate:
     samples: int | None = None  # sampled (or counted) codes behind the figure
 
     def to_dict(self) -> dict:
-        return {"bits": self.bits, "estimator": self.estimator, "stderr": self.stderr, "samples": self.samples}
+        return plain({"bits": self.bits, "estimator": self.estimator, "stderr": self.stderr, "samples": self.samples})
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Upper bounds on every size-like setting, shared by the CLI's options and the estimator.
 
 Each bound is generous for real use and keeps what the setting allocates sane. They are
-checked before anything is allocated: by typer for the options, and by
-``SQNNClassifier._check_params`` for the estimator, which is also how a bundle's
-meta.json (possibly crafted) is judged before its network is built.
+checked before anything is allocated: by typer for the options, and by the estimator's
+``_parameter_constraints`` (``SQNNClassifier.check_params``), which is also how a
+bundle's meta.json (possibly crafted) is judged before its network is built.
 
 This module imports nothing, so that ``sqnn --help`` stays fast.
 """

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from .jsonable import plain
+
 __all__ = [
     "EvaluationResult",
     "GroupMetrics",
@@ -35,18 +37,18 @@ __all__ = [
     "group_pairwise_accuracy_difference",
 ]
 
-# User-facing error texts; tests match on these, so change them here only.
-_EMPTY_INPUT_ERROR_MESSAGE = "metrics need at least one row; got empty input"
-_NOT_1D_ERROR_MESSAGE = "y_true, y_score, y_pred and sensitive_features must be 1-D"
-_LENGTH_MISMATCH_ERROR_MESSAGE = (
+# User-facing error texts.
+MSG_EMPTY_INPUT = "metrics need at least one row; got empty input"
+MSG_NOT_1D = "y_true, y_score, y_pred and sensitive_features must be 1-D"
+MSG_LENGTH_MISMATCH = (
     "y_true, y_score/y_pred and sensitive_features must have the same length"
 )
-_Y_TRUE_NOT_BINARY_ERROR_MESSAGE = "y_true must contain only the values 0 and 1"
-_Y_PRED_NOT_BINARY_ERROR_MESSAGE = "y_pred must contain only the values 0 and 1"
-_SCORES_NOT_FINITE_ERROR_MESSAGE = "y_score must contain only finite numbers"
-_SCORES_OUT_OF_RANGE_ERROR_MESSAGE = "y_score must lie in [0, 1]"
-_N_THRESHOLDS_ERROR_MESSAGE = "n_thresholds must be an integer >= 2"
-_MIN_GROUP_SIZE_ERROR_MESSAGE = "min_group_size must be a non-negative integer"
+MSG_Y_TRUE_NOT_BINARY = "y_true must contain only the values 0 and 1"
+MSG_Y_PRED_NOT_BINARY = "y_pred must contain only the values 0 and 1"
+MSG_SCORES_NOT_FINITE = "y_score must contain only finite numbers"
+MSG_SCORES_OUT_OF_RANGE = "y_score must lie in [0, 1]"
+MSG_N_THRESHOLDS = "n_thresholds must be an integer >= 2"
+MSG_MIN_GROUP_SIZE = "min_group_size must be a non-negative integer"
 
 
 # ---------------------------------------------------------------------------
@@ -93,22 +95,7 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python view that ``json.dumps(..., allow_nan=False)`` accepts."""
-        return _to_json_ready(asdict(self))
-
-
-def _to_json_ready(value: Any) -> Any:
-    # JSON has no NaN, and numpy scalars are not serialisable; "undefined" becomes null.
-    if isinstance(value, dict):
-        return {key: _to_json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_json_ready(item) for item in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    return value
+        return plain(asdict(self))
 
 
 # ---------------------------------------------------------------------------
@@ -119,16 +106,16 @@ def _to_json_ready(value: Any) -> Any:
 def _as_1d(values: Any) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
-        raise ValueError(f"{_NOT_1D_ERROR_MESSAGE}; got shape {array.shape}")
+        raise ValueError(f"{MSG_NOT_1D}; got shape {array.shape}")
     return array
 
 
 def _check_lengths(*arrays: np.ndarray) -> None:
     lengths = [len(array) for array in arrays]
     if len(set(lengths)) != 1:
-        raise ValueError(f"{_LENGTH_MISMATCH_ERROR_MESSAGE}; got lengths {lengths}")
+        raise ValueError(f"{MSG_LENGTH_MISMATCH}; got lengths {lengths}")
     if lengths[0] == 0:
-        raise ValueError(_EMPTY_INPUT_ERROR_MESSAGE)
+        raise ValueError(MSG_EMPTY_INPUT)
 
 
 def _as_binary(values: Any, message: str) -> np.ndarray:
@@ -144,15 +131,15 @@ def _as_scores(values: Any, *, unit_interval: bool = False) -> np.ndarray:
     array = _as_1d(values)
     # Text is rejected even when it would parse ("0.5"): it signals a misread column.
     if array.dtype.kind in "USV":
-        raise ValueError(_SCORES_NOT_FINITE_ERROR_MESSAGE)
+        raise ValueError(MSG_SCORES_NOT_FINITE)
     try:
         array = array.astype(np.float64)
     except (TypeError, ValueError) as error:
-        raise ValueError(_SCORES_NOT_FINITE_ERROR_MESSAGE) from error
+        raise ValueError(MSG_SCORES_NOT_FINITE) from error
     if not np.isfinite(array).all():
-        raise ValueError(_SCORES_NOT_FINITE_ERROR_MESSAGE)
+        raise ValueError(MSG_SCORES_NOT_FINITE)
     if unit_interval and ((array < 0).any() or (array > 1).any()):
-        raise ValueError(_SCORES_OUT_OF_RANGE_ERROR_MESSAGE)
+        raise ValueError(MSG_SCORES_OUT_OF_RANGE)
     return array
 
 
@@ -165,7 +152,7 @@ def _encode_groups(sensitive_features: Any) -> tuple[np.ndarray, np.ndarray]:
 def _check_n_thresholds(n_thresholds: int) -> None:
     is_integer = isinstance(n_thresholds, (int, np.integer)) and not isinstance(n_thresholds, bool)
     if not is_integer or n_thresholds < 2:
-        raise ValueError(_N_THRESHOLDS_ERROR_MESSAGE)
+        raise ValueError(MSG_N_THRESHOLDS)
 
 
 # ---------------------------------------------------------------------------
@@ -278,7 +265,7 @@ def cross_group_pairwise_accuracy(
     Ties count 1/2, so with a == b this is the group's ROC AUC. Groups are matched
     on ``str(label)``. NaN if group a has no positives or group b no negatives.
     """
-    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
+    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
     y_score = _as_scores(y_score)
     labels = _as_1d(sensitive_features).astype(str)
     _check_lengths(y_true, y_score, labels)
@@ -293,7 +280,7 @@ def group_pairwise_accuracy_difference(y_true, y_score, *, sensitive_features) -
     Pairs where either direction has no pairs to compare are skipped; NaN if fewer
     than two groups or no pair is estimable.
     """
-    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
+    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
     y_score = _as_scores(y_score)
     groups, codes = _encode_groups(sensitive_features)
     _check_lengths(y_true, y_score, codes)
@@ -335,8 +322,8 @@ def demographic_parity_difference(y_true, y_pred, *, sensitive_features) -> floa
     with two or more groups; with one group fairlearn reports 0, this reports NaN.
     ``y_true`` is validated but, as in fairlearn, does not enter the value.
     """
-    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
-    y_pred = _as_binary(y_pred, _Y_PRED_NOT_BINARY_ERROR_MESSAGE)
+    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
+    y_pred = _as_binary(y_pred, MSG_Y_PRED_NOT_BINARY)
     groups, codes = _encode_groups(sensitive_features)
     _check_lengths(y_true, y_pred, codes)
     return _dp_difference(y_pred, codes, groups.size)
@@ -349,8 +336,8 @@ def equalized_odds_difference(y_true, y_pred, *, sensitive_features) -> float:
     worst_case) with two or more groups, including its convention that a group
     without positives (negatives) has TPR (FPR) 0. With one group: NaN, not 0.
     """
-    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
-    y_pred = _as_binary(y_pred, _Y_PRED_NOT_BINARY_ERROR_MESSAGE)
+    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
+    y_pred = _as_binary(y_pred, MSG_Y_PRED_NOT_BINARY)
     groups, codes = _encode_groups(sensitive_features)
     _check_lengths(y_true, y_pred, codes)
     return _eo_difference(y_true, y_pred, codes, groups.size)
@@ -380,7 +367,7 @@ def balanced_accuracy_threshold(y_true, y_score) -> float:
     hinge on a score that sits exactly on the cut; among equally good cuts, the one
     nearest 0.5 wins. With a single class the result is 0.5.
     """
-    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
+    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
     y_score = _as_scores(y_score, unit_interval=True)
     _check_lengths(y_true, y_score)
     positives, negatives = int(y_true.sum()), int(y_true.size - y_true.sum())
@@ -402,6 +389,34 @@ def balanced_accuracy_threshold(y_true, y_score) -> float:
     return float(min(cuts[best], key=lambda cut: (abs(cut - 0.5), cut)))
 
 
+def _check_min_group_size(min_group_size) -> None:
+    if (
+        isinstance(min_group_size, bool)
+        or not isinstance(min_group_size, (int, np.integer))
+        or min_group_size < 0
+    ):
+        raise ValueError(MSG_MIN_GROUP_SIZE)
+
+
+def _balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    positive = y_true == 1
+    correct = y_pred == y_true
+    # Mean recall over the classes present, which is what sklearn's
+    # balanced_accuracy_score returns (without its warning) when one class is absent.
+    class_recalls = [_rate(correct, positive), _rate(correct, ~positive)]
+    return float(np.mean([r for r in class_recalls if not math.isnan(r)]))
+
+
+def _large_groups(codes: np.ndarray, n_groups: int, min_group_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(small, kept_rows, kept_codes, n_kept): which groups are too small to enter the
+    fairness metrics, the rows of the others, and those rows' groups renumbered 0..n_kept-1."""
+    sizes = np.bincount(codes, minlength=n_groups)
+    small = sizes < min_group_size
+    kept_rows = ~small[codes]
+    kept_codes = np.cumsum(~small)[codes[kept_rows]] - 1
+    return small, kept_rows, kept_codes, int((~small).sum())
+
+
 def evaluate_scores(
     y_true, y_score, *, sensitive_features, threshold=0.5, min_group_size=30
 ) -> EvaluationResult:
@@ -414,35 +429,18 @@ def evaluate_scores(
     remain. ``d_gpa = (1 - auc) + gpa`` and ``d_audc = (1 - auc) + audc`` are the
     L1 distances to the ideal point (AUC 1, unfairness 0).
     """
-    if (
-        isinstance(min_group_size, bool)
-        or not isinstance(min_group_size, (int, np.integer))
-        or min_group_size < 0
-    ):
-        raise ValueError(_MIN_GROUP_SIZE_ERROR_MESSAGE)
-    y_true = _as_binary(y_true, _Y_TRUE_NOT_BINARY_ERROR_MESSAGE)
+    _check_min_group_size(min_group_size)
+    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
     y_score = _as_scores(y_score, unit_interval=True)
     groups, codes = _encode_groups(sensitive_features)
     _check_lengths(y_true, y_score, codes)
     y_pred = (y_score >= threshold).astype(np.int64)
 
-    positive = y_true == 1
-    correct = y_pred == y_true
-    # Mean recall over the classes present, which is what sklearn's
-    # balanced_accuracy_score returns (without its warning) when one class is absent.
-    class_recalls = [_rate(correct, positive), _rate(correct, ~positive)]
-    balanced_accuracy = float(np.mean([r for r in class_recalls if not math.isnan(r)]))
-
     per_group = tuple(
         _group_metrics(str(label), y_true[codes == g], y_score[codes == g], y_pred[codes == g])
         for g, label in enumerate(groups)
     )
-    sizes = np.bincount(codes, minlength=groups.size)
-    small = sizes < min_group_size
-    kept_rows = ~small[codes]
-    # Renumber the kept groups 0..k-1 so the core functions see only them.
-    kept_codes = np.cumsum(~small)[codes[kept_rows]] - 1
-    n_kept = int((~small).sum())
+    small, kept_rows, kept_codes, n_kept = _large_groups(codes, groups.size, min_group_size)
     kept_true, kept_score, kept_pred = y_true[kept_rows], y_score[kept_rows], y_pred[kept_rows]
 
     auc = _safe_auc(y_true, y_score)
@@ -450,8 +448,8 @@ def evaluate_scores(
     audc = _audc(kept_score, kept_codes, n_kept, n_thresholds=100)
     return EvaluationResult(
         auc=auc,
-        accuracy=float(correct.mean()),
-        balanced_accuracy=balanced_accuracy,
+        accuracy=float((y_pred == y_true).mean()),
+        balanced_accuracy=_balanced_accuracy(y_true, y_pred),
         gpa=gpa,
         audc=audc,
         dp_difference=_dp_difference(kept_pred, kept_codes, n_kept),

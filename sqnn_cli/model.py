@@ -8,9 +8,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["StochasticBinaryLayer", "SQNNetwork", "TrainingPass", "STRAIGHT_THROUGH"]
+from . import defaults
 
-STRAIGHT_THROUGH = ("sigmoid", "identity")
+# The choices of the straight_through parameter, named for this module's readers.
+STRAIGHT_THROUGH = defaults.STRAIGHT_THROUGH_CHOICES
+
+__all__ = ["StochasticBinaryLayer", "SQNNetwork", "TrainingPass", "STRAIGHT_THROUGH"]
 
 
 class StochasticBinaryLayer(nn.Module):
@@ -21,7 +24,14 @@ class StochasticBinaryLayer(nn.Module):
     pre-activation, as the paper's authors did.
     """
 
-    def __init__(self, in_features: int, code_size: int, *, temperature: float = 1.0, straight_through: str = "sigmoid"):
+    def __init__(
+        self,
+        in_features: int,
+        code_size: int,
+        *,
+        temperature: float = defaults.TEMPERATURE,
+        straight_through: str = defaults.STRAIGHT_THROUGH,
+    ):
         super().__init__()
         if straight_through not in STRAIGHT_THROUGH:
             raise ValueError(f"straight_through must be one of {STRAIGHT_THROUGH}, got {straight_through!r}")
@@ -69,8 +79,8 @@ class SQNNetwork(nn.Module):
         hidden: Sequence[int],
         code_size: int,
         *,
-        temperature: float = 1.0,
-        straight_through: str = "sigmoid",
+        temperature: float = defaults.TEMPERATURE,
+        straight_through: str = defaults.STRAIGHT_THROUGH,
     ):
         super().__init__()
         layers: list[nn.Module] = []

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from .bundle import ModelBundle
+from .fitted import FittedModel
 from .data import ColumnRoles, PreparedData, csv_line_numbers, file_sha256, prepare
-from .errors import InputError
+from .errors import InputError, ParameterError
 from .estimator import EpochCallback, SQNNClassifier
 from .metrics import EvaluationResult, evaluate_scores
 from .preprocess import EncodingReport, TabularEncoder
+from .splits import check_test_size, stratified_indices
 
 if TYPE_CHECKING:
     from .audit import InterventionPoint, RepresentationAudit
 
 __all__ = [
     "AuditOutcome",
+    "AuditSettings",
+    "InterventionSettings",
     "PruneOutcome",
     "audit",
     "prune",
@@ -94,25 +97,22 @@ def _evaluation(
 
 @dataclass
 class TrainingOutcome:
-    estimator: SQNNClassifier
-    encoder: TabularEncoder
-    roles: ColumnRoles
+    model: FittedModel
     rows_trained: int
     rows_dropped: int
     seconds: float
     test: Evaluation | None
 
-
-def _held_out_split(y: np.ndarray, groups: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a split stratified on y and S together, or on y alone where a
-    (y, S) cell is too small to appear on both sides."""
-    rows = np.arange(len(y))
-    strata = pd.Series(y.astype(str)) + "|" + pd.Series(groups)
-    stratify = strata if strata.value_counts().min() >= 2 else y
-    try:
-        return train_test_split(rows, test_size=test_size, random_state=seed, stratify=stratify)
-    except ValueError as exc:
-        raise InputError(f"cannot hold out --test-size {test_size}: {exc}") from None
+    def to_dict(self) -> dict[str, Any]:
+        estimator = self.model.estimator
+        return {
+            "rows_trained": self.rows_trained,
+            "rows_dropped_missing": self.rows_dropped,
+            "training_seconds": self.seconds,
+            "final_epoch": estimator.history_[-1],
+            "decision_threshold": {"value": estimator.threshold_, "rule": estimator.threshold_rule_},
+            "test_metrics": self.test.to_dict() if self.test else None,
+        }
 
 
 def train(
@@ -129,13 +129,18 @@ def train(
 ) -> TrainingOutcome:
     """Fit the encoder and the classifier; with ``test_size``, score a held-out split (at
     the threshold training chose, unless ``threshold`` is given)."""
-    if test_size is not None and not 0.0 < test_size < 1.0:
-        raise InputError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
+    if test_size is not None:
+        check_test_size(test_size)  # before the table is prepared: a bad option fails fast
     data = prepare(frame, roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing, for_training=True)
     train_rows = np.arange(len(data.y))
     test_rows: np.ndarray | None = None
     if test_size:
-        train_rows, test_rows = _held_out_split(data.y, data.groups, test_size, int(estimator.random_state))
+        # Stratified on y and S together, or on y alone where a (y, S) cell is too small to
+        # appear on both sides.
+        strata = pd.Series(data.y.astype(str)) + "|" + pd.Series(data.groups)
+        train_rows, test_rows = stratified_indices(
+            len(data.y), strata, test_size=test_size, seed=int(estimator.random_state), fallback=data.y, action="hold out"
+        )
 
     # Indexing by position copies the table; without a held-out split there is no reason to.
     train_features = data.features if test_rows is None else data.features.iloc[train_rows]
@@ -153,9 +158,7 @@ def train(
             rows_dropped=0, threshold=threshold, min_group_size=min_group_size,
         )  # fmt: skip
     return TrainingOutcome(
-        estimator=estimator,
-        encoder=encoder,
-        roles=roles,
+        model=FittedModel(estimator, encoder, roles),
         rows_trained=len(train_rows),
         rows_dropped=data.rows_dropped,
         seconds=seconds,
@@ -169,21 +172,20 @@ def training_meta(outcome: TrainingOutcome, *, data_path: str | Path, options: d
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "options": options,
-        "seed": int(outcome.estimator.random_state),
+        "seed": int(outcome.model.estimator.random_state),
         "data": {
             "file": path.name,
             "sha256": file_sha256(path),
             "rows_trained": outcome.rows_trained,
             "rows_dropped_missing": outcome.rows_dropped,
         },
-        "roles": outcome.roles.to_dict(),
         "training_seconds": round(outcome.seconds, 3),
         "test_metrics": outcome.test.to_dict() if outcome.test else None,
     }
 
 
 def evaluate(
-    bundle: ModelBundle,
+    model: FittedModel,
     frame: pd.DataFrame,
     *,
     threshold: float | None = None,
@@ -192,39 +194,56 @@ def evaluate(
     drop_missing: bool = False,
     inf_as_missing: bool = False,
 ) -> Evaluation:
-    """Score a labelled table with a bundle and compute every metric of DESIGN §3, at the
-    model's own threshold unless ``threshold`` is given."""
-    X, data, encoding = _encoded(bundle, frame, drop_missing, inf_as_missing)
+    """Score a labelled table and compute every metric of DESIGN §3, at the model's own
+    threshold unless ``threshold`` is given."""
+    X, data, encoding = _encoded(model, frame, drop_missing, inf_as_missing)
     return _evaluation(
-        bundle.estimator, X, data.y, data.groups, encoding,
+        model.estimator, X, data.y, data.groups, encoding,
         rows_dropped=data.rows_dropped, threshold=threshold, n_samples=n_samples, min_group_size=min_group_size,
     )  # fmt: skip
 
 
+def predicted_labels(roles: ColumnRoles) -> tuple[Any, Any]:
+    """What ``predict`` writes for a positive and a negative prediction: the target's own
+    labels when it had two values in training; else 1 and 0 (the positive label against
+    every other value, which no single label names; or a bundle that predates labels)."""
+    if len(roles.labels) == 2 and roles.positive_label in roles.labels:
+        negative = next(label for label in roles.labels if label != roles.positive_label)
+        return roles.positive_label, negative
+    return 1, 0
+
+
+SCORE_DIGITS = 6
+"""Decimals of a written score: a score averages a few dozen code draws, so digits past
+the sixth are sampling noise, not information."""
+
+
 def predict(
-    bundle: ModelBundle,
+    model: FittedModel,
     frame: pd.DataFrame,
     *,
     threshold: float | None = None,
     n_samples: int | None = None,
     id_column: str | None = None,
     inf_as_missing: bool = False,
+    score_digits: int | None = SCORE_DIGITS,
 ) -> tuple[pd.DataFrame, EncodingReport]:
-    """The input's rows with a score and a 0/1 prediction (at the model's own threshold
-    unless ``threshold`` is given); only the features are needed."""
+    """The input's rows with a score and a prediction (at the model's own threshold unless
+    ``threshold`` is given, written as :func:`predicted_labels`); only the features are
+    needed. Scores are rounded to ``score_digits`` decimals (None: every digit); the
+    prediction is made from the unrounded score."""
     if id_column is not None and id_column not in frame.columns:
-        raise InputError(f"--id column '{id_column}' is not in the data")
+        raise ParameterError("{id_column} '{got}' is not a column of the data", got=id_column)
     for column in (SCORE_COLUMN, PREDICTION_COLUMN):
         if column in frame.columns and column != id_column:
             raise InputError(f"the data already has a '{column}' column; rename it before predicting")
-    data = prepare(frame, bundle.roles, need_target=False, need_sensitive=False, inf_as_missing=inf_as_missing)
-    X, encoding = bundle.encoder.transform(data.features, inf_as_missing=inf_as_missing)
-    scores = bundle.estimator.predict_proba(X, n_samples=n_samples)[:, 1]
-    cut = bundle.estimator.decision_threshold(threshold)
-    kept = frame[[id_column]] if id_column is not None else frame
-    out = kept.copy()
-    out[SCORE_COLUMN] = scores
-    out[PREDICTION_COLUMN] = (scores >= cut).astype(np.int64)
+    data = prepare(frame, model.roles, need_target=False, need_sensitive=False, inf_as_missing=inf_as_missing)
+    X, encoding = model.encoder.transform(data.features, inf_as_missing=inf_as_missing)
+    scores = model.estimator.predict_proba(X, n_samples=n_samples)[:, 1].astype(np.float64)
+    positive, negative = predicted_labels(model.roles)
+    out = (frame[[id_column]] if id_column is not None else frame).copy()
+    out[SCORE_COLUMN] = scores if score_digits is None else np.round(scores, score_digits)
+    out[PREDICTION_COLUMN] = np.where(scores >= model.estimator.decision_threshold(threshold), positive, negative)
     return out, encoding
 
 
@@ -232,28 +251,22 @@ def split(
     frame: pd.DataFrame, *, test_size: float, stratify: list[str], seed: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A train/test split of the rows, stratified on the joint values of ``stratify``."""
-    if not 0.0 < test_size < 1.0:
-        raise InputError(f"--test-size must be between 0 and 1 (exclusive), got {test_size}")
+    check_test_size(test_size)
     missing = [c for c in stratify if c not in frame.columns]
     if missing:
-        raise InputError(f"--stratify column '{missing[0]}' is not in the data")
+        raise ParameterError("{stratify} column '{column}' is not in the data", column=missing[0])
     for column in stratify:
         empty = frame[column].isna().to_numpy()
         if empty.any():
-            raise InputError(
-                f"--stratify column '{column}' has {int(empty.sum())} empty value(s) (CSV lines "
-                f"{csv_line_numbers(np.flatnonzero(empty))}); fill them or stratify on another column"
-            )
+            raise ParameterError(
+                "{stratify} column '{column}' has {count} empty value(s) (CSV lines {lines}); fill them or "
+                "stratify on another column", column=column, count=int(empty.sum()), lines=csv_line_numbers(np.flatnonzero(empty)),
+            )  # fmt: skip
     strata = frame[stratify].astype(str).agg("|".join, axis=1) if stratify else None
     if strata is not None and strata.value_counts().min() < 2:
         rare = strata.value_counts().idxmin()
         raise InputError(f"cannot stratify: the stratum {rare!r} has a single row; stratify on fewer columns")
-    try:
-        train_rows, test_rows = train_test_split(
-            np.arange(len(frame)), test_size=test_size, random_state=seed, stratify=strata
-        )
-    except ValueError as exc:
-        raise InputError(f"cannot split with --test-size {test_size}: {exc}") from None
+    train_rows, test_rows = stratified_indices(len(frame), strata, test_size=test_size, seed=seed)
     return frame.iloc[np.sort(train_rows)], frame.iloc[np.sort(test_rows)]
 
 
@@ -263,59 +276,96 @@ class AuditOutcome:
     interventions: list["InterventionPoint"] | None
     encoding: EncodingReport
     rows_dropped: int
+    mode: str | None
+    """How the interventions removed a neuron (audit.PRUNE_MODES); None without them."""
+
+    def gated_values(self) -> dict[str, float]:
+        """The figures the audit's gates bound: the worse of the two audited views."""
+        return {
+            "adrg": max(self.audit.code.adrg, self.audit.theta.adrg),
+            "leakage_auc": max(self.audit.code.leakage_auc, self.audit.theta.leakage_auc),
+            "mi_joint": self.audit.mi_joint.bits,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = self.audit.to_dict()
+        if self.interventions is not None:
+            from .audit import summarise_interventions
+
+            payload["interventions"] = {
+                "mode": self.mode,
+                "curves": summarise_interventions(self.interventions),
+                "points": [point.to_dict() for point in self.interventions],
+            }
+        return payload
 
 
 def _encoded(
-    bundle: ModelBundle, frame: pd.DataFrame, drop_missing: bool, inf_as_missing: bool = False
+    model: FittedModel, frame: pd.DataFrame, drop_missing: bool, inf_as_missing: bool = False
 ) -> tuple[np.ndarray, PreparedData, EncodingReport]:
-    data = prepare(frame, bundle.roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing)
-    X, encoding = bundle.encoder.transform(data.features, inf_as_missing=inf_as_missing)
+    data = prepare(frame, model.roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing)
+    X, encoding = model.encoder.transform(data.features, inf_as_missing=inf_as_missing)
     return X, data, encoding
 
 
+@dataclass(frozen=True)
+class AuditSettings:
+    """How the representation is audited (audit.audit_representation's parameters)."""
+
+    trees: int = 1000
+    test_size: float = 0.3
+    draws: int = 1
+    seed: int = 0
+    """Seeds the split, the forests, the code draws and the random rankings."""
+    n_jobs: int = -1
+
+
+@dataclass(frozen=True)
+class InterventionSettings:
+    """How the interventions remove neurons and score what is left (audit.intervention_curves)."""
+
+    mode: str = "zero"
+    random_repeats: int = 5
+    threshold: float | None = None
+    """None: the model's own threshold."""
+    min_group_size: int = 30
+    n_samples: int | None = None
+
+
 def audit(
-    bundle: ModelBundle,
+    model: FittedModel,
     frame: pd.DataFrame,
     *,
-    trees: int = 1000,
-    test_size: float = 0.3,
-    draws: int = 1,
-    seed: int = 0,
-    n_jobs: int = -1,
-    interventions: bool = False,
-    mode: str = "zero",
-    random_repeats: int = 5,
-    threshold: float | None = None,
-    min_group_size: int = 30,
-    n_samples: int | None = None,
+    settings: AuditSettings = AuditSettings(),
+    interventions: InterventionSettings | None = None,
     drop_missing: bool = False,
     inf_as_missing: bool = False,
     progress=None,
 ) -> AuditOutcome:
-    """The representation audit of a bundle on a labelled table, with interventions
-    (scored at the model's own threshold unless ``threshold`` is given)."""
+    """The representation audit of a model on a labelled table and, given
+    ``interventions``, the metrics after removing its top-k neurons by each ranking."""
     from .audit import audit_representation, intervention_curves
 
-    X, data, encoding = _encoded(bundle, frame, drop_missing, inf_as_missing)
-    result = audit_representation(
-        bundle.estimator, X, data.y, data.groups, trees=trees, test_size=test_size, draws=draws, seed=seed,
-        n_jobs=n_jobs, progress=progress,
-    )  # fmt: skip
+    X, data, encoding = _encoded(model, frame, drop_missing, inf_as_missing)
+    result = audit_representation(model.estimator, X, data.y, data.groups, **asdict(settings), progress=progress)
     curves = None
-    if interventions:
+    if interventions is not None:
         curves = intervention_curves(
-            bundle.estimator, X, data.y, data.groups, result.neurons, mode=mode, random_repeats=random_repeats,
-            seed=seed, threshold=bundle.estimator.decision_threshold(threshold),
-            min_group_size=min_group_size, n_samples=n_samples,
+            model.estimator, X, data.y, data.groups, result.neurons, mode=interventions.mode,
+            random_repeats=interventions.random_repeats, seed=settings.seed,
+            threshold=model.estimator.decision_threshold(interventions.threshold),
+            min_group_size=interventions.min_group_size, n_samples=interventions.n_samples,
         )  # fmt: skip
-    return AuditOutcome(audit=result, interventions=curves, encoding=encoding, rows_dropped=data.rows_dropped)
+    mode = interventions.mode if interventions is not None else None
+    return AuditOutcome(audit=result, interventions=curves, encoding=encoding, rows_dropped=data.rows_dropped, mode=mode)
 
 
 @dataclass
 class PruneOutcome:
-    estimator: SQNNClassifier
+    model: FittedModel
     removed: list[int]
     meta: dict[str, Any]
+    """The pruned bundle's meta.json content: the source's history and this pruning step."""
 
 
 def prune(
@@ -330,28 +380,26 @@ def prune(
     drop_missing: bool = False,
     inf_as_missing: bool = False,
 ) -> PruneOutcome:
-    """Remove the k neurons that carry most information about S, ranked on ``frame``."""
+    """Remove the k neurons of a bundle's model that carry most information about S,
+    ranked on ``frame``."""
     from . import audit as audit_module
 
-    code_size = bundle.estimator._code_size()
-    if not 1 <= k <= code_size:
-        raise InputError(f"--k must be between 1 and the code size ({code_size}), got {k}")
-    X, data, _ = _encoded(bundle, frame, drop_missing, inf_as_missing)
-    theta = bundle.estimator.firing_probabilities(X).astype(np.float64)
+    source = bundle.model
+    X, data, _ = _encoded(source, frame, drop_missing, inf_as_missing)
+    theta = source.estimator.firing_probabilities(X).astype(np.float64)
+    if not 1 <= k <= theta.shape[1]:
+        raise ParameterError("{k} must be between 1 and the code size ({size}), got {got}", size=theta.shape[1], got=k)
     neurons, _ = audit_module.neuron_flows(theta, data.groups, data.y, seed=seed)
     already = {int(i) for step in bundle.meta.get("pruned", []) for i in step["neurons"]}
     candidates = [i for i in audit_module.rank_neurons(neurons, by) if i not in already]
     if k > len(candidates):
-        raise InputError(f"--k {k} is more than the {len(candidates)} neurons not yet pruned")
+        raise ParameterError("{k} ({got}) is more than the {left} neurons not yet pruned", got=k, left=len(candidates))
     removed = candidates[:k]
-    pruned = audit_module.prune(bundle.estimator, removed, mode=mode, mean_rates=theta.mean(axis=0))
+    pruned = audit_module.prune(source.estimator, removed, mode=mode, mean_rates=theta.mean(axis=0))
     # The old threshold belongs to the old head: without the removed neurons the scores
     # shift, and the old cut can put every row in one class.
     pruned.choose_threshold(X, data.y, rows=f"the {len(data.y)} rows of {Path(data_path).name} the pruning was ranked on")
-    meta = {
-        key: value for key, value in bundle.meta.items()
-        if key not in {"schema_version", "sqnn_version", "torch_version", "python_version", "model", "files"}
-    }  # fmt: skip
+    meta = bundle.inherited_meta()
     previous = list(bundle.meta.get("pruned", []))
     meta["pruned"] = previous + [
         {
@@ -363,4 +411,4 @@ def prune(
             "source_bundle_sha256": bundle.meta["files"],
         }
     ]
-    return PruneOutcome(estimator=pruned, removed=removed, meta=meta)
+    return PruneOutcome(model=FittedModel(pruned, source.encoder, source.roles), removed=removed, meta=meta)

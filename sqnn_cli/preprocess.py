@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import MSG_INFINITE, OVERFLOWING, csv_line_numbers
+from .data import MSG_INFINITE, OVERFLOWING, csv_line_numbers, label_text
 from .errors import InputError
+from .jsonable import plain
 
 __all__ = ["TabularEncoder", "EncodingReport", "MISSING_LEVEL"]
 
@@ -50,11 +51,11 @@ class EncodingReport:
         return sum(self.unseen.values())
 
     def to_dict(self) -> dict:
-        return {
-            "unseen_categories": dict(self.unseen),
-            "imputed_values": dict(self.imputed),
-            "clipped_values": dict(self.clipped),
-        }
+        return plain({
+            "unseen_categories": self.unseen,
+            "imputed_values": self.imputed,
+            "clipped_values": self.clipped,
+        })
 
 
 def _width(spec: dict[str, Any]) -> int:
@@ -66,13 +67,7 @@ def _width(spec: dict[str, Any]) -> int:
 
 def _category_text(series: pd.Series) -> pd.Series:
     """Categories as strings, so 1, 1.0 and "1" read back from CSV are one level."""
-
-    def text(value: Any) -> str:
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            return str(int(value))
-        return str(value)
-
-    return series.map(text, na_action="ignore")
+    return series.map(label_text, na_action="ignore")
 
 
 class TabularEncoder:

@@ -19,9 +19,16 @@ from .gates import GateOutcome
 from .jsonable import plain
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.collections import PathCollection
+    from matplotlib.figure import Figure
+
+    from .audit import InterventionPoint, RepresentationAudit
+    from .information import InformationEstimate
     from .metrics import EvaluationResult
     from .pipeline import Evaluation
     from .preprocess import EncodingReport
+    from .sweep import SweepSummary
 
 __all__ = [
     "keep_option_names_whole",
@@ -39,7 +46,6 @@ __all__ = [
     "task_progress",
     "audit_notes",
     "render_audit",
-    "intervention_summary",
     "render_interventions",
     "plot_interventions",
     "render_sweep",
@@ -103,17 +109,21 @@ def info(console: Console, message: str) -> None:
 
 
 def encoding_notes(encoding: EncodingReport) -> list[str]:
-    notes = []
-    for column, count in encoding.unseen.items():
-        notes.append(f"{count} row(s) have a value of '{column}' not seen in training (encoded as no category)")
-    for column, count in encoding.imputed.items():
-        notes.append(f"{count} missing value(s) in '{column}' were replaced by the training median")
-    for column, count in encoding.clipped.items():
-        notes.append(
+    return [
+        *(
+            f"{count} row(s) have a value of '{column}' not seen in training (encoded as no category)"
+            for column, count in encoding.unseen.items()
+        ),
+        *(
+            f"{count} missing value(s) in '{column}' were replaced by the training median"
+            for column, count in encoding.imputed.items()
+        ),
+        *(
             f"{count} value(s) of '{column}' lie over a million standard deviations from the training mean "
             "and were clipped there"
-        )
-    return notes
+            for column, count in encoding.clipped.items()
+        ),
+    ]
 
 
 def evaluation_notes(result: EvaluationResult, min_group_size: int) -> list[str]:
@@ -283,14 +293,14 @@ _AUDIT_ROWS = (
 _THETA_GAP = 0.02
 
 
-def _estimate(estimate: Any) -> str:
+def _estimate(estimate: InformationEstimate) -> str:
     text = f"{estimate.bits:.4f} bits"
     if estimate.stderr is not None:
         text += f" ± {estimate.stderr:.4f}"
     return f"{text} ({estimate.estimator}{f', {estimate.samples} samples' if estimate.samples else ''})"
 
 
-def audit_notes(audit: Any) -> list[str]:
+def audit_notes(audit: RepresentationAudit) -> list[str]:
     code, theta = audit.code, audit.theta
     if theta.leakage_auc - code.leakage_auc > _THETA_GAP:
         return [
@@ -300,7 +310,7 @@ def audit_notes(audit: Any) -> list[str]:
     return []
 
 
-def render_audit(console: Console, audit: Any, *, title: str) -> None:
+def render_audit(console: Console, audit: RepresentationAudit, *, title: str) -> None:
     summary = Table(title=title, header_style="bold", title_justify="left")
     summary.add_column("")
     summary.add_column(f"sampled code ({audit.draws} draw{'s' if audit.draws > 1 else ''}/row)", justify="right")
@@ -326,32 +336,16 @@ def render_audit(console: Console, audit: Any, *, title: str) -> None:
     console.print(neurons)
 
 
-def intervention_summary(points: Sequence[Any]) -> dict[str, list[dict[str, float]]]:
-    """Per strategy and k, the metrics after removal (random: mean over repeats)."""
-    import statistics
+def _intervention_curves(points: Sequence[InterventionPoint]) -> dict[str, list[dict[str, Any]]]:
+    # audit is loaded already (the points come from it); importing it at the top would
+    # load torch for every command that renders anything.
+    from .audit import summarise_interventions
 
-    grouped: dict[str, dict[int, list[Any]]] = {}
-    for point in points:
-        grouped.setdefault(point.strategy, {}).setdefault(point.k, []).append(point)
-    summary: dict[str, list[dict[str, float]]] = {}
-    for strategy, by_k in grouped.items():
-        rows = []
-        for k, group in sorted(by_k.items()):
-            row: dict[str, Any] = {"k": k}
-            for metric in ("auc", "gpa", "audc", "dp_difference"):
-                values = [getattr(p, metric) for p in group]
-                row[metric] = statistics.fmean(values)
-                if len(values) > 1:
-                    row[f"{metric}_std"] = statistics.pstdev(values)
-            if len(group) == 1:
-                row["removed"] = list(group[0].removed)
-            rows.append(row)
-        summary[strategy] = rows
-    return summary
+    return summarise_interventions(points)
 
 
-def render_interventions(console: Console, points: Sequence[Any], *, mode: str) -> None:
-    summary = intervention_summary(points)
+def render_interventions(console: Console, points: Sequence[InterventionPoint], *, mode: str) -> None:
+    summary = _intervention_curves(points)
     strategies = list(summary)
     table = Table(
         title=f"interventions ({mode}): DP difference / AUC after removing the top-k neurons",
@@ -370,14 +364,14 @@ def render_interventions(console: Console, points: Sequence[Any], *, mode: str) 
     console.print(table)
 
 
-def plot_interventions(points: Sequence[Any], path: Path, *, title: str) -> Path:
+def plot_interventions(points: Sequence[InterventionPoint], path: Path, *, title: str) -> Path:
     """PNG of bias (DP difference, GPA) against AUC, one line per ranking strategy."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    summary = intervention_summary(points)
+    summary = _intervention_curves(points)
     figure, axes = plt.subplots(2, 2, figsize=(11, 8.5), constrained_layout=True)
     panels = (
         (axes[0, 0], "auc", "dp_difference", "AUC", "DP difference (lower is fairer)"),
@@ -430,7 +424,7 @@ def _mean_std(row: dict[str, Any], metric: str, std: str = "inline") -> str:
     return f"{mean:.3f}" + ("\n" if std == "stacked" else "") + f"±{spread:.3f}"
 
 
-def _sweep_table(summary: Any, title: str, metrics: list[str], std: str) -> Table:
+def _sweep_table(summary: SweepSummary, title: str, metrics: list[str], std: str) -> Table:
     one_fold = summary.folds <= 1
     spread = {"inline": "mean±std over folds", "stacked": "mean over folds, ±std under it", "mean": "mean over folds (std left out)"}[std]
     caption = (
@@ -464,7 +458,7 @@ def _sweep_table(summary: Any, title: str, metrics: list[str], std: str) -> Tabl
     return table
 
 
-def render_sweep(console: Console, summary: Any, *, title: str) -> None:
+def render_sweep(console: Console, summary: SweepSummary, *, title: str) -> None:
     metrics = ["auc", "gpa", "audc", "dp_difference", "d_gpa", "d_audc"]
     if any("adrg_mean" in row for row in summary.rows):
         metrics += ["adrg", "leakage_auc", "mi_joint"]
@@ -509,73 +503,98 @@ def _fitted_limits(values: Sequence[float]) -> tuple[float, float]:
     return low - margin, high + margin
 
 
-def tradeoff_figure(summary: Any, *, title: str) -> Any:
+def _tradeoff_points(rows: list[dict[str, Any]], metric: str) -> list[tuple]:
+    """(1 - metric, AUC, their stds, gamma, on the Pareto front, collapsed) per gamma whose
+    metric could be estimated."""
+    return [
+        (1 - r[f"{metric}_mean"], r["auc_mean"], r.get(f"{metric}_std") or 0.0, r.get("auc_std") or 0.0, r["gamma"],
+         r.get(f"pareto_{metric}"), _collapsed(r))
+        for r in rows
+        if r.get(f"{metric}_mean") is not None
+    ]  # fmt: skip
+
+
+def _tradeoff_limits(xs, ys, xerr, yerr, collapsed) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axes that fit the gammas that did not collapse, error bars included."""
+    kept = [i for i in range(len(xs)) if not collapsed[i]]
+    if len(kept) < 2:  # nothing to protect from squashing
+        kept = list(range(len(xs)))
+    x_limits = _fitted_limits([xs[i] + sign * xerr[i] for i in kept for sign in (-1, 1)])
+    y_limits = _fitted_limits([ys[i] + sign * yerr[i] for i in kept for sign in (-1, 1)])
+    return x_limits, y_limits
+
+
+def _tradeoff_legend(axis: Axes, xs, ys, pareto, inside) -> None:
+    """The Pareto front through the points on scale, and a legend for what is drawn."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    front = sorted((x, y) for x, y, flag, ok in zip(xs, ys, pareto, inside) if flag and ok)
+    if front:
+        # a marker on the line keeps the legend entry (and a one-point front) visible
+        axis.plot(*zip(*front), "-", color="crimson", linewidth=1.2, marker="o", markersize=9,
+                  markerfacecolor="none", label="Pareto front", zorder=3)  # fmt: skip
+        handles.append(Line2D([], [], color="crimson", linewidth=1.2, marker="o", markersize=9,
+                              markerfacecolor="none", label="Pareto front"))  # fmt: skip
+    if not all(inside):
+        handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="0.8", markeredgecolor="black",
+                              label="off scale, pinned to the edge"))  # fmt: skip
+    if handles:
+        axis.legend(handles=handles, loc="best", fontsize=8)
+
+
+def _tradeoff_panel(axis: Axes, rows: list[dict[str, Any]], metric: str, label: str, gammas: list[float]) -> PathCollection | None:
+    """One panel, AUC against ``label``; returns its scatter (None when no gamma has the metric)."""
+    points = _tradeoff_points(rows, metric)
+    if not points:
+        axis.text(0.5, 0.5, f"no gamma has an estimable {label[4:]}", ha="center", va="center", transform=axis.transAxes)
+        return None
+    xs, ys, xerr, yerr, gs, pareto, collapsed = zip(*points)
+    x_limits, y_limits = _tradeoff_limits(xs, ys, xerr, yerr, collapsed)
+    inside = [x_limits[0] <= x <= x_limits[1] and y_limits[0] <= y <= y_limits[1] for x, y in zip(xs, ys)]
+    # off-scale points are pinned to the nearest edge and labelled with their true values
+    shown_x = [min(max(x, x_limits[0]), x_limits[1]) for x in xs]
+    shown_y = [min(max(y, y_limits[0]), y_limits[1]) for y in ys]
+    for i in (i for i in range(len(points)) if inside[i]):
+        axis.errorbar(xs[i], ys[i], xerr=xerr[i], yerr=yerr[i], fmt="none", ecolor="0.75", elinewidth=0.8, zorder=1)
+    scatter = axis.scatter(
+        shown_x, shown_y, c=gs, cmap="viridis", vmin=min(gammas), vmax=max(gammas), s=40, zorder=2,
+        clip_on=False, edgecolors=["none" if flag else "black" for flag in inside],
+    )  # fmt: skip
+    for x, y, g, flag, true_x, true_y in zip(shown_x, shown_y, gs, inside, xs, ys):
+        text = f"γ={g:g}" if flag else f"γ={g:g} off scale ({label} {true_x:.2f}, AUC {true_y:.2f})"
+        axis.annotate(text, (x, y), textcoords="offset points", fontsize=7,
+                      xytext=(5, 4) if flag else (-6, 6), ha="left" if flag else "right")  # fmt: skip
+    _tradeoff_legend(axis, xs, ys, pareto, inside)
+    axis.set_xlim(*x_limits)
+    axis.set_ylim(*y_limits)
+    axis.set_xlabel(f"{label} (higher is fairer)")
+    axis.set_ylabel("AUC")
+    axis.grid(alpha=0.3)
+    return scatter
+
+
+def tradeoff_figure(summary: SweepSummary, *, title: str) -> Figure:
     """The figure :func:`plot_tradeoff` saves (separate so that its axes can be inspected)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
     rows = [r for r in summary.rows if r.get("auc_mean") is not None]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
     gammas = [r["gamma"] for r in rows]
     scatter = None
     for axis, metric, label in ((axes[0], "gpa", "1 - GPA"), (axes[1], "audc", "1 - AUDC")):
-        points = [
-            (1 - r[f"{metric}_mean"], r["auc_mean"], r.get(f"{metric}_std") or 0.0, r.get("auc_std") or 0.0, r["gamma"],
-             r.get(f"pareto_{metric}"), _collapsed(r))
-            for r in rows
-            if r.get(f"{metric}_mean") is not None
-        ]  # fmt: skip
-        if not points:
-            axis.text(0.5, 0.5, f"no gamma has an estimable {label[4:]}", ha="center", va="center", transform=axis.transAxes)
-            continue
-        xs, ys, xerr, yerr, gs, pareto, collapsed = zip(*points)
-        kept = [i for i in range(len(points)) if not collapsed[i]]
-        if len(kept) < 2:  # nothing to protect from squashing
-            kept = list(range(len(points)))
-        x_limits = _fitted_limits([xs[i] + sign * xerr[i] for i in kept for sign in (-1, 1)])
-        y_limits = _fitted_limits([ys[i] + sign * yerr[i] for i in kept for sign in (-1, 1)])
-        inside = [x_limits[0] <= x <= x_limits[1] and y_limits[0] <= y <= y_limits[1] for x, y in zip(xs, ys)]
-        # off-scale points are pinned to the nearest edge and labelled with their true values
-        shown_x = [min(max(x, x_limits[0]), x_limits[1]) for x in xs]
-        shown_y = [min(max(y, y_limits[0]), y_limits[1]) for y in ys]
-        for i in (i for i in range(len(points)) if inside[i]):
-            axis.errorbar(xs[i], ys[i], xerr=xerr[i], yerr=yerr[i], fmt="none", ecolor="0.75", elinewidth=0.8, zorder=1)
-        scatter = axis.scatter(
-            shown_x, shown_y, c=gs, cmap="viridis", vmin=min(gammas), vmax=max(gammas), s=40, zorder=2,
-            clip_on=False, edgecolors=["none" if flag else "black" for flag in inside],
-        )  # fmt: skip
-        for x, y, g, flag, true_x, true_y in zip(shown_x, shown_y, gs, inside, xs, ys):
-            text = f"γ={g:g}" if flag else f"γ={g:g} off scale ({label} {true_x:.2f}, AUC {true_y:.2f})"
-            axis.annotate(text, (x, y), textcoords="offset points", fontsize=7,
-                          xytext=(5, 4) if flag else (-6, 6), ha="left" if flag else "right")  # fmt: skip
-        handles = []
-        front = sorted((x, y) for x, y, flag, ok in zip(xs, ys, pareto, inside) if flag and ok)
-        if front:
-            # a marker on the line keeps the legend entry (and a one-point front) visible
-            axis.plot(*zip(*front), "-", color="crimson", linewidth=1.2, marker="o", markersize=9,
-                      markerfacecolor="none", label="Pareto front", zorder=3)  # fmt: skip
-            handles.append(Line2D([], [], color="crimson", linewidth=1.2, marker="o", markersize=9,
-                                  markerfacecolor="none", label="Pareto front"))  # fmt: skip
-        if not all(inside):
-            handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="0.8", markeredgecolor="black",
-                                  label="off scale, pinned to the edge"))  # fmt: skip
-        if handles:
-            axis.legend(handles=handles, loc="best", fontsize=8)
-        axis.set_xlim(*x_limits)
-        axis.set_ylim(*y_limits)
-        axis.set_xlabel(f"{label} (higher is fairer)")
-        axis.set_ylabel("AUC")
-        axis.grid(alpha=0.3)
+        panel = _tradeoff_panel(axis, rows, metric, label, gammas)
+        scatter = panel if panel is not None else scatter
     if scatter is not None:  # every GPA and AUDC undefined (e.g. every group below --min-group-size)
         figure.colorbar(scatter, ax=axes, label="gamma")
     figure.suptitle(title)
     return figure
 
 
-def plot_tradeoff(summary: Any, path: Path, *, title: str) -> Path:
+def plot_tradeoff(summary: SweepSummary, path: Path, *, title: str) -> Path:
     """AUC against 1-GPA and against 1-AUDC, points coloured and labelled by gamma, the
     Pareto front drawn (the paper's Figures 2 and 3); axes fit the gammas that did not collapse."""
     import matplotlib.pyplot as plt

@@ -1,5 +1,9 @@
 """The gamma sweep: one model per (gamma, fold), run in parallel, resumable.
 
+``run_sweep`` is the whole of it, for the CLI and for Python callers alike: it plans the
+runs, takes the directory, resumes, trains what is missing and writes the summary; it
+never prints, and hands what a user should hear to its callbacks.
+
 A sweep directory holds ``sweep.json`` (what was asked, so that a rerun with other
 options is caught), ``runs.jsonl`` (one line per finished run, only ever appended) and
 the derived ``summary.csv``, ``summary.json`` and ``tradeoff.png``. A killed sweep loses
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -26,16 +31,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 from . import __version__, files, limits, pipeline
-from .bundle import ModelBundle
 from .data import ColumnRoles
-from .errors import InputError
+from .errors import InputError, ParameterError
 from .estimator import SQNNClassifier, limit_threads
 from .jsonable import plain
 
@@ -45,10 +49,16 @@ __all__ = [
     "SUMMARY_CSV",
     "SUMMARY_JSON",
     "PLOT_FILE",
+    "RunSettings",
     "SweepPlan",
     "RunTask",
     "SweepDirectory",
     "SweepSummary",
+    "SweepRequest",
+    "SweepData",
+    "SweepNote",
+    "SweepOutcome",
+    "run_sweep",
     "gamma_grid",
     "make_tasks",
     "run_key",
@@ -57,6 +67,7 @@ __all__ = [
     "planned_records",
     "worker_count",
     "run_one",
+    "check_backend",
     "execute",
     "summarise",
     "BACKENDS",
@@ -68,12 +79,12 @@ SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"
 PLOT_FILE = "tradeoff.png"
 LOCK_FILE = ".sweep.lock"
-# What --overwrite may delete: the files a sweep writes, and the temporary files its
+# What overwrite may delete: the files a sweep writes, and the temporary files its
 # atomic writes leave behind when killed mid-write (files.is_temporary_of).
 _SWEEP_FILES = (PLAN_FILE, RUNS_FILE, SUMMARY_CSV, SUMMARY_JSON, PLOT_FILE)
 BACKENDS = ("local", "dask")
 FORMAT_VERSION = 1
-# Gammas are compared as keys after rounding, so 0.1 from --steps and 0.1 typed by hand
+# Gammas are compared as keys after rounding, so 0.1 from steps and 0.1 typed by hand
 # name the same run.
 _GAMMA_DECIMALS = 10
 SUMMARY_METRICS = (
@@ -88,15 +99,33 @@ def gamma_grid(gammas: Sequence[float] | None, steps: int) -> tuple[float, ...]:
         values = [float(g) for g in gammas]
     else:
         if steps < 2:
-            raise InputError(f"--steps must be at least 2, got {steps}")
+            raise ParameterError("{steps} must be at least 2, got {got}", got=steps)
         values = np.linspace(0.0, 1.0, steps).tolist()
     bad = [g for g in values if not (math.isfinite(g) and 0.0 <= g <= 1.0)]
     if bad:
         raise InputError(f"every gamma must be in [0, 1]; got {bad[0]}")
     grid = tuple(sorted({round(g, _GAMMA_DECIMALS) for g in values}))
     if len(grid) > limits.MAX_SWEEP_STEPS:
-        raise InputError(f"--gammas lists {len(grid)} gammas; a sweep takes at most {limits.MAX_SWEEP_STEPS}")
+        raise ParameterError("{gammas} lists {count} gammas; a sweep takes at most {most}", count=len(grid), most=limits.MAX_SWEEP_STEPS)
     return grid
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How every run of a sweep treats its rows and is scored."""
+
+    drop_missing: bool = False
+    inf_as_missing: bool = False
+    threshold: float | None = None
+    """None: each model scores at its own threshold, chosen on its training rows."""
+    min_group_size: int = 30
+    audit: bool = False
+    trees: int = 1000
+
+    @property
+    def missing(self) -> dict[str, bool]:
+        """The keyword arguments that say how data.prepare treats missing values."""
+        return {"drop_missing": self.drop_missing, "inf_as_missing": self.inf_as_missing}
 
 
 @dataclass(frozen=True)
@@ -108,15 +137,10 @@ class SweepPlan:
     data_sha256: str
     folds: int
     test_sha256: str | None = None
-    drop_missing: bool = False
-    inf_as_missing: bool = False
-    threshold: float | None = None
-    """None: each model scores at its own threshold, chosen on its training rows."""
-    min_group_size: int = 30
-    audit: bool = False
-    trees: int = 1000
+    settings: RunSettings = RunSettings()
 
     def fingerprint(self) -> dict[str, Any]:
+        settings = self.settings
         return {
             "format_version": FORMAT_VERSION,
             "estimator_params": self.estimator_params,
@@ -124,12 +148,12 @@ class SweepPlan:
             "data_sha256": self.data_sha256,
             "folds": self.folds,
             "test_sha256": self.test_sha256,
-            "drop_missing": self.drop_missing,
-            "inf_as_missing": self.inf_as_missing,
-            "threshold": self.threshold,
-            "min_group_size": self.min_group_size,
-            "audit": self.audit,
-            "trees": self.trees if self.audit else None,
+            "drop_missing": settings.drop_missing,
+            "inf_as_missing": settings.inf_as_missing,
+            "threshold": settings.threshold,
+            "min_group_size": settings.min_group_size,
+            "audit": settings.audit,
+            "trees": settings.trees if settings.audit else None,
         }
 
 
@@ -154,11 +178,11 @@ def make_tasks(
     """Every gamma on every fold (or on the fixed test table), the data checked first."""
     from .data import prepare
 
-    data = prepare(frame, plan.roles, drop_missing=plan.drop_missing, inf_as_missing=plan.inf_as_missing, for_training=True)
+    data = prepare(frame, plan.roles, **plan.settings.missing, for_training=True)
     kept = frame.loc[data.kept_index]
     if test_frame is not None:
         # Checked now rather than after the first model has trained.
-        prepare(test_frame, plan.roles, drop_missing=plan.drop_missing, inf_as_missing=plan.inf_as_missing)
+        prepare(test_frame, plan.roles, **plan.settings.missing)
         splits = [(kept, test_frame)]
     else:
         folds = StratifiedKFold(n_splits=plan.folds, shuffle=True, random_state=int(plan.estimator_params["random_state"]))
@@ -236,20 +260,16 @@ def planned_records(tasks: Sequence[RunTask], finished: Sequence[dict[str, Any]]
 
 def run_one(task: RunTask) -> dict[str, Any]:
     """Train on the task's training rows, score its test rows; a JSON-ready record."""
-    plan = task.plan
+    plan, settings = task.plan, task.plan.settings
     started = time.perf_counter()
     # One thread per run, in a worker or not (estimator.limit_threads counts blocks open
     # at once in a Dask worker's threads): workers do not fight over cores, and a run's
-    # floating-point results do not depend on --n-jobs.
+    # floating-point results do not depend on n_jobs.
     with limit_threads(1):
         estimator = SQNNClassifier(**{**plan.estimator_params, "gamma": task.gamma})
-        outcome = pipeline.train(
-            task.train, plan.roles, estimator, drop_missing=plan.drop_missing, inf_as_missing=plan.inf_as_missing
-        )
-        bundle = ModelBundle(estimator=outcome.estimator, encoder=outcome.encoder, meta={"roles": plan.roles.to_dict()})
+        outcome = pipeline.train(task.train, plan.roles, estimator, **settings.missing)
         evaluation = pipeline.evaluate(
-            bundle, task.test, threshold=plan.threshold, min_group_size=plan.min_group_size, drop_missing=plan.drop_missing,
-            inf_as_missing=plan.inf_as_missing,
+            outcome.model, task.test, threshold=settings.threshold, min_group_size=settings.min_group_size, **settings.missing
         )
         record: dict[str, Any] = {
             "gamma": task.gamma,
@@ -257,10 +277,11 @@ def run_one(task: RunTask) -> dict[str, Any]:
             "rows_train": outcome.rows_trained,
             "rows_test": evaluation.result.n,
             "metrics": evaluation.result.to_dict(),
-            "final_epoch": outcome.estimator.history_[-1],
+            "final_epoch": outcome.model.estimator.history_[-1],
         }
-        if plan.audit:
-            audit = pipeline.audit(bundle, task.test, trees=plan.trees, n_jobs=1, seed=int(plan.estimator_params["random_state"]))
+        if settings.audit:
+            how = pipeline.AuditSettings(trees=settings.trees, n_jobs=1, seed=int(plan.estimator_params["random_state"]))
+            audit = pipeline.audit(outcome.model, task.test, settings=how)
             record["audit"] = audit.audit.to_dict()
     record["seconds"] = time.perf_counter() - started
     record["sqnn_version"] = __version__
@@ -268,9 +289,17 @@ def run_one(task: RunTask) -> dict[str, Any]:
 
 
 def worker_count(n_jobs: int, pending: int) -> int:
-    """Local worker processes a sweep of ``pending`` runs starts for --n-jobs: never more
+    """Local worker processes a sweep of ``pending`` runs starts for ``n_jobs``: never more
     than there are runs (each idle worker would still cost a process's memory)."""
     return max(1, min(n_jobs, pending))
+
+
+def check_backend(backend: str, scheduler: str | None) -> None:
+    """Refuse a backend ``execute`` cannot run on, before anything is trained."""
+    if backend not in BACKENDS:
+        raise ParameterError("{backend} must be one of {choices}, got {got!r}", choices=", ".join(BACKENDS), got=backend)
+    if backend == "dask" and not scheduler:
+        raise ParameterError("{backend} dask needs {scheduler} ADDRESS (e.g. tcp://10.0.0.5:8786)")
 
 
 def execute(
@@ -283,8 +312,7 @@ def execute(
     ``scheduler`` through joblib's dask backend. The records are the same whichever
     way they ran.
     """
-    if backend not in BACKENDS:
-        raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    check_backend(backend, scheduler)
     if not tasks:
         return
     if backend == "local" and worker_count(n_jobs, len(tasks)) == 1:
@@ -294,12 +322,10 @@ def execute(
     if backend == "dask":
         import joblib
 
-        if not scheduler:
-            raise InputError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
         try:
             from distributed import Client
         except ImportError:
-            raise InputError("--backend dask needs Dask: pip install 'sqnn[dask]'") from None
+            raise ParameterError("{backend} dask needs Dask: pip install 'sqnn[dask]'") from None
         try:
             client = Client(scheduler, timeout="10s", set_as_default=False)
         except OSError as exc:
@@ -419,17 +445,17 @@ class SweepDirectory:
         naming this one. The directory is created if need be (an existing directory
         that is not a sweep's is refused first, so nothing is left in it)."""
         if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"--out '{self.path}' exists and is not a directory")
+            raise ParameterError("{out} '{path}' exists and is not a directory", path=self.path)
         self._refuse_a_foreign_directory()
         self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path / LOCK_FILE
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if not _try_lock(fd):
-                raise InputError(
-                    f"'{self.path}' is in use by another sweep ({_describe_owner(lock_path)}); wait for it to finish, "
-                    "or choose another --out"
-                )
+                raise ParameterError(
+                    "'{path}' is in use by another sweep ({owner}); wait for it to finish, or choose another {out}",
+                    path=self.path, owner=_describe_owner(lock_path),
+                )  # fmt: skip
             owner = {
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
@@ -461,10 +487,11 @@ class SweepDirectory:
         # A sweep starting this instant has its lock file and perhaps the temporary file
         # its sweep.json is written to: that is a running sweep, for the lock to name.
         if any(entry.name != LOCK_FILE and not _is_temporary_sweep_file(entry.name) for entry in self.path.iterdir()):
-            raise InputError(
-                f"'{self.path}' holds files but no {PLAN_FILE}, so it is not a sweep directory "
-                "(--overwrite only replaces a sweep); choose another --out"
-            )
+            raise ParameterError(
+                "'{path}' holds files but no {plan_file}, so it is not a sweep directory "
+                "({overwrite} only replaces a sweep); choose another {out}",
+                path=self.path, plan_file=PLAN_FILE,
+            )  # fmt: skip
 
     def open(self, plan: SweepPlan, *, options: dict[str, Any], overwrite: bool) -> None:
         """Start or resume a sweep (inside ``locked``); a directory holding another sweep
@@ -482,9 +509,10 @@ class SweepDirectory:
         if plan_path.exists():
             if self._recorded_plan()["fingerprint"] != _json_round_trip(plan.fingerprint()):
                 if not overwrite:
-                    raise InputError(
-                        f"'{self.path}' holds a sweep with other options or data; pass --overwrite to start it afresh, "
-                        "or choose another --out"
+                    raise ParameterError(
+                        "'{path}' holds a sweep with other options or data; pass {overwrite} to start it afresh, "
+                        "or choose another {out}",
+                        path=self.path,
                     )
                 self._remove_sweep_files()
         content = {"fingerprint": plan.fingerprint(), "options": options}
@@ -498,7 +526,7 @@ class SweepDirectory:
         except (ValueError, RecursionError, OSError):
             recorded = None
         if not isinstance(recorded, dict) or "fingerprint" not in recorded:
-            raise InputError(f"'{plan_path}' is not an sqnn sweep's record; choose another --out")
+            raise ParameterError("'{path}' is not an sqnn sweep's record; choose another {out}", path=plan_path)
         return recorded
 
     def _remove_sweep_files(self) -> None:
@@ -631,6 +659,17 @@ class SweepSummary:
     def row(self, gamma: float | None) -> dict[str, Any] | None:
         return next((r for r in self.rows if r["gamma"] == gamma), None)
 
+    def gated_values(self) -> dict[str, float | None]:
+        """The figures a sweep's gates bound: GPA and AUC of the best gamma by dGPA, AUDC of
+        the best by dAUDC, Spearman(gamma, 1 - GPA); None where there is no best gamma."""
+        best_gpa, best_audc = self.row(self.best_by_d_gpa) or {}, self.row(self.best_by_d_audc) or {}
+        return {
+            "gpa": best_gpa.get("gpa_mean"),
+            "auc": best_gpa.get("auc_mean"),
+            "audc": best_audc.get("audc_mean"),
+            "spearman_gpa": self.correlations["spearman"]["one_minus_gpa"],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "gammas": self.rows,
@@ -680,6 +719,31 @@ def _audit_value(record: dict[str, Any], key: str) -> float | None:
 def summarise(records: Sequence[dict[str, Any]], *, runs_planned: int, folds: int) -> SweepSummary:
     """Mean and standard deviation over folds per gamma, Pareto fronts, best gammas
     (the paper's selection: smallest distance to the ideal point) and correlations."""
+    rows = _gamma_rows(records)
+    _mark_pareto_fronts(rows)
+    for row in rows:
+        parts = [row["auc_mean"], row["gpa_mean"], row["audc_mean"]]
+        # The paper's model selection, which weighs GPA and AUDC together.
+        row["criterion_mean"] = parts[0] + (1 - parts[1]) + (1 - parts[2]) if all(map(_finite, parts)) else None
+    return SweepSummary(
+        rows=rows,
+        best_by_d_gpa=_best_gamma(rows, "d_gpa_mean"),
+        best_by_d_audc=_best_gamma(rows, "d_audc_mean"),
+        best_by_criterion=_best_gamma(rows, "criterion_mean", largest=True),
+        correlations=_correlations(rows),
+        runs_finished=len(records),
+        runs_planned=runs_planned,
+        folds=folds,
+        notes=_summary_notes(rows),
+    )
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _gamma_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per gamma: its folds, degenerate folds, and each metric's mean and std."""
     by_gamma: dict[float, list[dict[str, Any]]] = {}
     for record in records:
         by_gamma.setdefault(run_key(record)[0], []).append(record)
@@ -695,44 +759,43 @@ def summarise(records: Sequence[dict[str, Any]], *, runs_planned: int, folds: in
         if any("audit" in r for r in group):
             columns.update({m: [_audit_value(r, m) for r in group] for m in AUDIT_METRICS})
         for metric, values in columns.items():
-            finite = [v for v in values if v is not None and math.isfinite(v)]
+            finite = [v for v in values if _finite(v)]
             row[f"{metric}_mean"] = float(np.mean(finite)) if finite else None
             row[f"{metric}_std"] = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
         rows.append(row)
+    return rows
 
-    def values(key: str) -> list[float]:
-        return [r[key] if r[key] is not None else float("nan") for r in rows]
 
-    auc = values("auc_mean")
-    for name, cost in (("gpa", values("gpa_mean")), ("audc", values("audc_mean"))):
-        for row, flag in zip(rows, _pareto(list(zip(auc, cost)))):
+def _column(rows: Sequence[dict[str, Any]], key: str) -> list[float]:
+    """A column of the rows, a missing value as NaN."""
+    return [r[key] if r[key] is not None else float("nan") for r in rows]
+
+
+def _mark_pareto_fronts(rows: list[dict[str, Any]]) -> None:
+    auc = _column(rows, "auc_mean")
+    for name in ("gpa", "audc"):
+        for row, flag in zip(rows, _pareto(list(zip(auc, _column(rows, f"{name}_mean"))))):
             row[f"pareto_{name}"] = flag
 
-    for row in rows:
-        parts = [row["auc_mean"], row["gpa_mean"], row["audc_mean"]]
-        finite = all(v is not None and math.isfinite(v) for v in parts)
-        # The paper's model selection, which weighs GPA and AUDC together.
-        row["criterion_mean"] = parts[0] + (1 - parts[1]) + (1 - parts[2]) if finite else None
 
-    def best(key: str, *, largest: bool = False) -> float | None:
-        # A gamma whose model put every row of a fold in one class is no candidate: its DP and
-        # EO are trivially 0, and the gates judge the best gammas.
-        scored = [
-            (-r[key] if largest else r[key], r["gamma"])
-            for r in rows
-            if r[key] is not None and math.isfinite(r[key]) and not r["degenerate_folds"]
-        ]
-        return min(scored)[1] if scored else None
+def _best_gamma(rows: Sequence[dict[str, Any]], key: str, *, largest: bool = False) -> float | None:
+    # A gamma whose model put every row of a fold in one class is no candidate: its DP and
+    # EO are trivially 0, and the gates judge the best gammas.
+    scored = [(-r[key] if largest else r[key], r["gamma"]) for r in rows if _finite(r[key]) and not r["degenerate_folds"]]
+    return min(scored)[1] if scored else None
 
+
+def _correlations(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     gammas = [r["gamma"] for r in rows]
     targets = {
-        "one_minus_gpa": [1 - v if math.isfinite(v) else None for v in values("gpa_mean")],
-        "one_minus_audc": [1 - v if math.isfinite(v) else None for v in values("audc_mean")],
-        "auc": [v if math.isfinite(v) else None for v in auc],
+        "one_minus_gpa": [1 - v if math.isfinite(v) else None for v in _column(rows, "gpa_mean")],
+        "one_minus_audc": [1 - v if math.isfinite(v) else None for v in _column(rows, "audc_mean")],
+        "auc": [v if math.isfinite(v) else None for v in _column(rows, "auc_mean")],
     }
-    correlations = {
-        kind: {name: _correlation(gammas, series, kind) for name, series in targets.items()} for kind in ("pearson", "spearman")
-    }
+    return {kind: {name: _correlation(gammas, series, kind) for name, series in targets.items()} for kind in ("pearson", "spearman")}
+
+
+def _summary_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
     notes = []
     if len(rows) < 3:
         notes.append("correlations need at least three gammas")
@@ -743,14 +806,198 @@ def summarise(records: Sequence[dict[str, Any]], *, runs_planned: int, folds: in
             f"DEGENERATE MODELS: at gamma {listing} fold(s), the model predicted one class for every row; "
             "those gammas are never chosen as best, and a gate on them fails"
         )
-    return SweepSummary(
-        rows=rows,
-        best_by_d_gpa=best("d_gpa_mean"),
-        best_by_d_audc=best("d_audc_mean"),
-        best_by_criterion=best("criterion_mean", largest=True),
-        correlations=correlations,
-        runs_finished=len(records),
-        runs_planned=runs_planned,
-        folds=folds,
-        notes=notes,
+    return notes
+
+
+# -- the whole sweep --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SweepRequest:
+    """A sweep to run, all but the data: checked when made, so that a refusal comes before
+    any table is read (the data comes to ``run_sweep`` as a SweepData).
+
+    ``estimator`` holds every setting of the models but gamma, which the grid gives:
+    ``gammas`` (any order, repeats merged) or, without them, ``steps`` evenly spaced in
+    [0, 1]. ``out`` may be given as a str. ``options`` is recorded in sweep.json as given
+    (the CLI's command line).
+    """
+
+    out: Path
+    estimator: SQNNClassifier
+    gammas: Sequence[float] | None = None
+    steps: int = 11
+    folds: int = 3
+    settings: RunSettings = RunSettings()
+    n_jobs: int = 1
+    backend: str = "local"
+    scheduler: str | None = None
+    overwrite: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    grid: tuple[float, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "grid", gamma_grid(self.gammas, self.steps))
+        check_backend(self.backend, self.scheduler)
+        files.check_output_directory(self.out)
+
+    @property
+    def estimator_params(self) -> dict[str, Any]:
+        params = self.estimator.get_params()
+        return {k: v for k, v in params.items() if k != "gamma"} | {"hidden": list(params["hidden"])}
+
+
+@dataclass(frozen=True)
+class SweepData:
+    """The table the sweep cross-validates on (or trains on, with a fixed ``test_frame``).
+
+    The checksums identify the data in sweep.json, so that a rerun on other data is
+    caught; None: hashed from the frame (the CLI passes its files' checksums).
+    """
+
+    frame: pd.DataFrame
+    roles: ColumnRoles
+    test_frame: pd.DataFrame | None = None
+    data_sha256: str | None = None
+    test_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepNote:
+    """A line for the user before training starts. Like ParameterError, it names the
+    parameters it mentions as ``{field}``s, which ``worded`` fills in a front end's way."""
+
+    template: str
+    values: dict[str, Any] = field(default_factory=dict)
+    parameters: tuple[str, ...] = ()
+    warning: bool = False
+
+    def worded(self, name: Callable[[str], str] = str) -> str:
+        return self.template.format(**{parameter: name(parameter) for parameter in self.parameters}, **self.values)
+
+    def __str__(self) -> str:
+        return self.worded()
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What ``run_sweep`` did: the summary and where it is, and the runs it found, trained
+    or was interrupted in."""
+
+    summary: SweepSummary
+    summary_csv: Path
+    summary_json: Path
+    written_by_caller: tuple[Path, ...]
+    """What ``on_summary`` wrote into the directory (the CLI's trade-off plot)."""
+    planned: int
+    already_finished: int
+    pending: int
+    """Runs this call set out to train; with ``interrupted``, some of them did not finish."""
+    ignored_lines: tuple[str, ...]
+    """Why each unusable line of runs.jsonl was skipped."""
+    interrupted: bool
+
+
+def run_sweep(
+    request: SweepRequest,
+    data: SweepData,
+    *,
+    on_note: Callable[[SweepNote], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_summary: Callable[[SweepSummary, Path], Path | None] | None = None,
+) -> SweepOutcome:
+    """Plan, resume, run and summarise a sweep in ``request.out``.
+
+    The directory is locked throughout (another sweep into it is refused). The runs
+    recorded there are kept and not trained again; every run that finishes is appended at
+    once. ``on_note`` hears what is resumed and what is about to be trained,
+    ``on_progress(done, total)`` follows the runs, and ``on_summary(summary, directory)``
+    may write files of its own beside the summary while the lock is still held. A
+    KeyboardInterrupt during the runs keeps those that finished, summarises them and
+    returns with ``interrupted``.
+    """
+    plan = _plan(request, data)
+    # Every run is laid out (and the data checked) before the directory is touched, so a
+    # refused table leaves no sweep behind that the corrected command would then clash with.
+    tasks = make_tasks(plan, request.grid, data.frame, data.test_frame)
+    with SweepDirectory(request.out).locked() as directory:
+        directory.open(plan, options=request.options, overwrite=request.overwrite)
+        finished, ignored = directory.finished()
+        pending = pending_tasks(tasks, finished)
+        if on_note is not None:
+            counts = {"planned": len(tasks), "pending": len(pending), "resumed": bool(finished)}
+            for note in _start_notes(request, plan, ignored=ignored, **counts):
+                on_note(note)
+        interrupted = _train(directory, pending, request, on_progress)
+        records, _ = directory.finished()
+        summary = summarise(planned_records(tasks, records), runs_planned=len(tasks), folds=plan.folds)
+        csv_path, json_path = directory.write_summary(summary)
+        written = on_summary(summary, directory.path) if on_summary is not None else None
+    return SweepOutcome(
+        summary=summary, summary_csv=csv_path, summary_json=json_path, written_by_caller=(written,) if written else (),
+        planned=len(tasks), already_finished=len(tasks) - len(pending), pending=len(pending), ignored_lines=tuple(ignored),
+        interrupted=interrupted,
+    )  # fmt: skip
+
+
+def _plan(request: SweepRequest, data: SweepData) -> SweepPlan:
+    fixed_test = data.test_frame is not None
+    return SweepPlan(
+        estimator_params=request.estimator_params,
+        roles=data.roles,
+        data_sha256=data.data_sha256 or _frame_sha256(data.frame),
+        folds=1 if fixed_test else request.folds,
+        test_sha256=(data.test_sha256 or _frame_sha256(data.test_frame)) if fixed_test else None,
+        settings=request.settings,
     )
+
+
+def _frame_sha256(frame: pd.DataFrame) -> str:
+    """A table's identity when no file's checksum is given: its column names and values."""
+    digest = hashlib.sha256(json.dumps([str(c) for c in frame.columns]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _start_notes(
+    request: SweepRequest, plan: SweepPlan, *, planned: int, pending: int, resumed: bool, ignored: list[str]
+) -> list[SweepNote]:
+    """What a sweep says before it trains: lines of runs.jsonl it ignores, what it resumes,
+    and how many runs it is about to train, how."""
+    notes = []
+    if ignored:
+        more = f"; and {len(ignored) - 3} more" if len(ignored) > 3 else ""
+        notes.append(SweepNote(
+            "{count} line(s) of {runs_file} are ignored: {reasons}{more}",
+            {"count": len(ignored), "runs_file": RUNS_FILE, "reasons": "; ".join(ignored[:3]), "more": more}, warning=True,
+        ))  # fmt: skip
+    if resumed:
+        notes.append(SweepNote(
+            "resuming {directory}/: {done} of {planned} runs already finished",
+            {"directory": request.out, "done": planned - pending, "planned": planned},
+        ))  # fmt: skip
+    values = {"pending": pending, "gammas_count": len(request.grid), "folds_count": plan.folds}
+    how, parameters = "", ()
+    if request.backend == "dask":
+        how, values["address"] = ", on the Dask cluster at {address}", request.scheduler
+    elif pending:
+        values["workers"] = workers = worker_count(request.n_jobs, pending)
+        how = ", {workers} at a time"
+        if workers < request.n_jobs:
+            how, values["jobs"], parameters = how + " ({n_jobs} {jobs} capped at the runs to train)", request.n_jobs, ("n_jobs",)
+    notes.append(SweepNote("{pending} run(s) to train: {gammas_count} gammas x {folds_count} fold(s)" + how, values, parameters))
+    return notes
+
+
+def _train(
+    directory: SweepDirectory, tasks: Sequence[RunTask], request: SweepRequest, on_progress: Callable[[int, int], None] | None
+) -> bool:
+    """Run the tasks, appending each record as it comes; True when interrupted (Ctrl-C)."""
+    try:
+        runs = execute(tasks, n_jobs=request.n_jobs, backend=request.backend, scheduler=request.scheduler)
+        for done, record in enumerate(runs, 1):
+            directory.append(record)
+            if on_progress is not None:
+                on_progress(done, len(tasks))
+    except KeyboardInterrupt:
+        return True
+    return False

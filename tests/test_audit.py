@@ -10,8 +10,16 @@ import torch
 from typer.testing import CliRunner
 
 from sqnn_cli import bundle as bundle_module
-from sqnn_cli.audit import audit_representation, intervention_curves, neuron_flows, prune, rank_neurons
+from sqnn_cli.audit import (
+    audit_representation,
+    intervention_curves,
+    neuron_flows,
+    prune,
+    rank_neurons,
+    summarise_interventions,
+)
 from sqnn_cli.cli import app
+from sqnn_cli.errors import ParameterError
 from sqnn_cli.estimator import SQNNClassifier
 
 from .conftest import SAMPLE_DATA, TINY_MODEL
@@ -113,6 +121,38 @@ def test_pruned_model_scores_what_the_intervention_curve_reported():
     assert again.auc == reported.auc and again.dp_difference == reported.dp_difference
     clamped = prune(model, [0], mode="clamp", mean_rates=theta.mean(axis=0))
     assert clamped.network_.head.bias.item() != model.network_.head.bias.item()
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(test_size=1.5), "test_size must be between 0 and 1 (exclusive), got 1.5"),
+        (dict(trees=0), "trees and draws must be positive"),
+        (dict(draws=0), "trees and draws must be positive"),
+    ],
+)
+def test_audit_refusals_name_the_python_parameters(settings, message):
+    """A library caller reads the names it passed, never a command-line flag."""
+    x, y, s = two_group_data(60)
+    model = handmade_model(np.array([[20.0, 0.0]]), np.array([-10.0]), np.array([1.0]))
+    with pytest.raises(ParameterError) as caught:
+        audit_representation(model, x, y, s, **{"trees": 5, **settings})
+    assert str(caught.value) == message and "--" not in str(caught.value)
+
+
+def test_intervention_summary_averages_the_random_repeats():
+    x, y, s = two_group_data(300)
+    model = handmade_model(np.array([[20.0, 0.0], [0.0, 20.0]]), np.array([-10.0, -10.0]), np.array([2.0, 1.0]))
+    neurons, _ = neuron_flows(model.firing_probabilities(x).astype(np.float64), s, y)
+    points = intervention_curves(model, x, y, s, neurons, random_repeats=3, seed=1)
+    curves = summarise_interventions(points)
+    assert set(curves) == {"bias", "ratio", "conditional", "random"}
+    assert [row["k"] for row in curves["bias"]] == [0, 1, 2]
+    assert curves["bias"][1]["removed"] == list(next(p.removed for p in points if p.strategy == "bias" and p.k == 1))
+    random_k1 = [p.auc for p in points if p.strategy == "random" and p.k == 1]
+    assert curves["random"][1]["auc"] == pytest.approx(np.mean(random_k1))
+    assert curves["random"][1]["auc_std"] == pytest.approx(np.std(random_k1))
+    assert "removed" not in curves["random"][1]  # a mean over repeats has no one removed set
 
 
 # -- through the command line --------------------------------------------------------------

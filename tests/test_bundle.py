@@ -24,13 +24,17 @@ from sqnn_cli import bundle as bundle_module
 from sqnn_cli import files
 from sqnn_cli.cli import app
 from sqnn_cli.data import write_table
-from sqnn_cli.bundle import fresh_bundle_path, load_bundle, save_bundle
+from sqnn_cli.bundle import default_bundle_path, load_bundle, save_bundle
 from sqnn_cli.data import ColumnRoles
 from sqnn_cli.errors import BundleError, InputError
 from sqnn_cli.estimator import SQNNClassifier
+from sqnn_cli.fitted import FittedModel
 from sqnn_cli.preprocess import TabularEncoder
 
 from .tampering import read_meta, replace_file, torch_bytes, write_meta
+
+
+ROLES = ColumnRoles(target="y", positive_label="1", sensitive=("group",), features=("proxy", "signal", "colour"))
 
 
 @pytest.fixture(scope="module")
@@ -42,16 +46,15 @@ def trained(make_table):
     model = SQNNClassifier(epochs=2, hidden=(8,), code_size=4, device="cpu").fit(
         x, table["y"].to_numpy(), sensitive_features=table["group"].to_numpy()
     )
-    roles = ColumnRoles(target="y", positive_label="1", sensitive=("group",), features=("proxy", "signal", "colour"))
-    return model, encoder, {"roles": roles.to_dict()}, x
+    return model, encoder, {"note": "first"}, x
 
 
 def test_round_trip_gives_identical_scores(tmp_path, trained):
     model, encoder, meta, x = trained
-    path = save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+    path = save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
     loaded = load_bundle(path)
-    assert np.array_equal(loaded.estimator.predict_proba(x), model.predict_proba(x))
-    assert loaded.roles.sensitive == ("group",)
+    assert np.array_equal(loaded.model.estimator.predict_proba(x), model.predict_proba(x))
+    assert loaded.model.roles.sensitive == ("group",)
     stored = json.loads((path / "meta.json").read_text())
     assert stored["schema_version"] == bundle_module.SCHEMA_VERSION
     assert set(stored["files"]) == {"weights.pt", "preprocess.json"}
@@ -59,10 +62,10 @@ def test_round_trip_gives_identical_scores(tmp_path, trained):
 
 def test_existing_directory_needs_overwrite(tmp_path, trained):
     model, encoder, meta, _ = trained
-    path = save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+    path = save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
     with pytest.raises(InputError, match="--overwrite"):
-        save_bundle(path, estimator=model, encoder=encoder, meta=meta)
-    save_bundle(path, estimator=model, encoder=encoder, meta=meta, overwrite=True)
+        save_bundle(path, FittedModel(model, encoder, ROLES), meta=meta)
+    save_bundle(path, FittedModel(model, encoder, ROLES), meta=meta, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
@@ -74,17 +77,17 @@ def test_interrupted_save_leaves_nothing_behind(tmp_path, trained, monkeypatch):
 
     monkeypatch.setattr(bundle_module, "_fsync_directory_files", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+        save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_interrupted_overwrite_keeps_the_old_bundle(tmp_path, trained, monkeypatch):
     model, encoder, meta, x = trained
-    path = save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+    path = save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
     before = (path / "weights.pt").read_bytes()
     monkeypatch.setattr(bundle_module, "_fsync_directory_files", lambda _d: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
-        save_bundle(path, estimator=model, encoder=encoder, meta=meta, overwrite=True)
+        save_bundle(path, FittedModel(model, encoder, ROLES), meta=meta, overwrite=True)
     assert (path / "weights.pt").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
@@ -96,7 +99,7 @@ def test_weights_holding_code_are_refused_even_with_a_matching_checksum(tmp_path
     import torch
 
     model, encoder, meta, _ = trained
-    path = save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+    path = save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
     # A pickle whose loading would construct an arbitrary object, checksum updated to match.
     torch.save({"payload": collections.Counter("abc")}, path / "weights.pt")
     stored = json.loads((path / "meta.json").read_text())
@@ -109,22 +112,21 @@ def test_weights_holding_code_are_refused_even_with_a_matching_checksum(tmp_path
 
 def test_edited_files_are_refused(tmp_path, trained):
     model, encoder, meta, _ = trained
-    path = save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+    path = save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
     (path / "preprocess.json").write_text((path / "preprocess.json").read_text().replace("red", "RED"))
     with pytest.raises(BundleError, match="modified after training"):
         load_bundle(path)
 
 
-def test_fresh_bundle_path_never_names_an_existing_path(tmp_path):
-    (tmp_path / "adult-model").mkdir()
-    (tmp_path / "adult-model-2").mkdir()
-    assert fresh_bundle_path("data/adult.csv.gz", tmp_path) == tmp_path / "adult-model-3"
-    assert fresh_bundle_path("compas.csv", tmp_path) == tmp_path / "compas-model"
+def test_default_bundle_path_is_the_data_name_in_the_working_directory():
+    assert default_bundle_path("data/adult.csv.gz") == Path("adult-model")
+    assert default_bundle_path("/tmp/compas.csv") == Path("compas-model")
+    assert default_bundle_path("credit.tsv") == Path("credit-model")
 
 
 def test_edited_meta_is_refused(tmp_path, trained):
     model, encoder, meta, _ = trained
-    path = save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+    path = save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
     stored = json.loads((path / "meta.json").read_text())
     stored["roles"]["positive_label"] = "0"
     (path / "meta.json").write_text(json.dumps(stored))
@@ -138,7 +140,7 @@ def test_overwrite_replaces_only_a_bundle(tmp_path, trained):
     precious.mkdir()
     (precious / "thesis.txt").write_text("do not delete")
     with pytest.raises(InputError, match="not an sqnn model bundle"):
-        save_bundle(precious, estimator=model, encoder=encoder, meta=meta, overwrite=True)
+        save_bundle(precious, FittedModel(model, encoder, ROLES), meta=meta, overwrite=True)
     assert (precious / "thesis.txt").exists()
 
 
@@ -328,7 +330,7 @@ def test_unknown_extra_keys_and_the_optional_fields_are_accepted(damaged):
     meta["roles"]["negative_label"] = "0"
     write_meta(damaged, meta)
     loaded = load_bundle(damaged)
-    assert loaded.meta["comment"] == "written by a newer sqnn" and loaded.estimator.threshold_ == 0.4
+    assert loaded.meta["comment"] == "written by a newer sqnn" and loaded.model.estimator.threshold_ == 0.4
 
 
 @pytest.mark.parametrize("change", [+1, -1], ids=["wider", "narrower"])
@@ -565,7 +567,7 @@ def test_a_save_removes_the_temporaries_of_killed_saves_but_not_of_live_ones(tmp
     kept = [live, tmp_path / f".other.{dead}.0123abcd.partial", tmp_path / ".m.notes.partial"]
     for path in kept[1:]:
         path.write_text("not ours to remove")
-    save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+    save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m", *(p.name for p in kept)])
 
 
@@ -591,7 +593,7 @@ def test_temporaries_of_a_name_too_long_to_carry_a_pid_still_fit_and_are_found(t
 @pytest.mark.skipif(files._renameat2() is None, reason="renameat2 is Linux only")
 def test_replacing_a_bundle_never_leaves_the_path_empty(tmp_path, trained, monkeypatch):
     model, encoder, meta, _ = trained
-    path = save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+    path = save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
     real_replace, real_rename = os.replace, os.rename
     seen = []
 
@@ -606,7 +608,7 @@ def test_replacing_a_bundle_never_leaves_the_path_empty(tmp_path, trained, monke
     monkeypatch.setattr(os, "replace", watched(real_replace))
     monkeypatch.setattr(os, "rename", watched(real_rename))
     monkeypatch.setattr(files, "_exchange", watched(files._exchange))
-    save_bundle(path, estimator=model, encoder=encoder, meta={**meta, "note": "second"}, overwrite=True)
+    save_bundle(path, FittedModel(model, encoder, ROLES), meta={**meta, "note": "second"}, overwrite=True)
     assert seen and all(seen)
     assert load_bundle(path).meta["note"] == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
@@ -614,9 +616,9 @@ def test_replacing_a_bundle_never_leaves_the_path_empty(tmp_path, trained, monke
 
 def test_replacing_a_bundle_without_renameat2_still_replaces_it(tmp_path, trained, monkeypatch):
     model, encoder, meta, _ = trained
-    path = save_bundle(tmp_path / "m", estimator=model, encoder=encoder, meta=meta)
+    path = save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
     monkeypatch.setattr(files, "_renameat2", lambda: None)
-    save_bundle(path, estimator=model, encoder=encoder, meta={**meta, "note": "second"}, overwrite=True)
+    save_bundle(path, FittedModel(model, encoder, ROLES), meta={**meta, "note": "second"}, overwrite=True)
     assert load_bundle(path).meta["note"] == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import typer
 import torch
 from typer.testing import CliRunner
 
@@ -54,12 +55,26 @@ def test_train_announces_target_and_output(compas_model):
     cwd, result = compas_model
     assert "two_year_recid" in result.stderr and "last column" in result.stderr
     assert "compas-model" in result.stderr
+    assert "next: sqnn evaluate compas-model/ TEST.csv" in result.stderr
     assert result.stdout == ""  # human output never pollutes stdout
     meta = json.loads((Path(cwd) / "compas-model" / "meta.json").read_text())
     assert meta["roles"]["target"] == "two_year_recid"
     assert meta["options"]["gamma"] == 0.2
     assert len(meta["model"]["history"]) == 3
     assert re.fullmatch(r"[0-9a-f]{64}", meta["data"]["sha256"])
+
+
+def test_default_output_is_the_same_path_and_is_never_silently_replaced(compas_model, monkeypatch):
+    """The README's next command (`sqnn evaluate compas-model/ ...`) must find the model just
+    trained: the default --out is always DATA-model, and an existing one is refused."""
+    cwd, _ = compas_model
+    before = (Path(cwd) / "compas-model" / "meta.json").read_bytes()
+    monkeypatch.chdir(cwd)
+    again = runner.invoke(app, ["train", COMPAS, "--sensitive", "race", *TINY_MODEL])
+    assert again.exit_code == 2
+    assert "'compas-model' already exists" in again.stderr and "--overwrite" in again.stderr and "--out" in again.stderr
+    assert (Path(cwd) / "compas-model" / "meta.json").read_bytes() == before
+    assert sorted(p.name for p in Path(cwd).iterdir() if p.name.startswith("compas-model")) == ["compas-model"]
 
 
 def _model_threshold(cwd) -> float:
@@ -126,7 +141,28 @@ def test_predict_writes_scores_and_keeps_rows(compas_model, tmp_path):
     assert list(scored.columns) == [*original.columns, "score", "prediction"]
     assert len(scored) == len(original)
     assert scored["score"].between(0, 1).all()
-    assert ((scored["score"] >= _model_threshold(cwd)).astype(int) == scored["prediction"]).all()
+    # Scores are written to 6 decimals; the prediction was made from the unrounded score.
+    clear = (scored["score"] - _model_threshold(cwd)).abs() > 1e-6
+    assert ((scored["score"] >= _model_threshold(cwd)).astype(int) == scored["prediction"])[clear].all()
+    assert (scored["score"].round(6) == scored["score"]).all()
+    assert "prediction = '1' where score >=" in result.stderr
+
+
+def test_predict_writes_the_targets_own_labels_and_full_precision_on_request(tmp_path):
+    table = pd.read_csv(COMPAS).head(600)
+    table["two_year_recid"] = table["two_year_recid"].map({1: "reoffended", 0: "did not"})
+    source = tmp_path / "labelled.csv"
+    table.to_csv(source, index=False)
+    model = tmp_path / "model"
+    assert runner.invoke(app, ["train", str(source), "-s", "race", "--positive", "reoffended", "--out", str(model), *TINY_MODEL]).exit_code == 0
+    rounded, full = tmp_path / "rounded.csv", tmp_path / "full.csv"
+    assert runner.invoke(app, ["predict", str(model), str(source), "--out", str(rounded)]).exit_code == 0
+    assert runner.invoke(app, ["predict", str(model), str(source), "--out", str(full), "--full-precision"]).exit_code == 0
+    short, long = pd.read_csv(rounded), pd.read_csv(full)
+    assert set(short["prediction"]) <= {"reoffended", "did not"} and short["prediction"].nunique() == 2
+    assert (short["prediction"] == long["prediction"]).all()
+    assert (long["score"] - short["score"]).abs().max() <= 5e-7
+    assert (long["score"].round(6) != long["score"]).any()
 
 
 def test_predict_with_id_and_without_target_or_sensitive(compas_model, tmp_path):
@@ -187,13 +223,18 @@ def test_intersectional_groups(tmp_path):
     assert "African-American & Male" in groups and "Caucasian & Female" in groups
 
 
-def test_command_defaults_are_the_estimators():
-    from sqnn_cli import cli
+@pytest.mark.parametrize("command", ["train", "sweep-gamma"])
+def test_command_defaults_are_the_estimators(command):
+    """What `--help` shows as each training option's default is what SQNNClassifier() uses."""
     from sqnn_cli.estimator import SQNNClassifier
 
-    params = SQNNClassifier().get_params()
-    assert cli._parse_hidden(cli.DEFAULT_HIDDEN) == tuple(params["hidden"])
-    assert cli.DEFAULT_GAMMA == params["gamma"]
-    assert (cli.DEFAULT_EPOCHS, cli.DEFAULT_BATCH_SIZE, cli.DEFAULT_LR, cli.DEFAULT_TEMPERATURE, cli.DEFAULT_SAMPLES) == (
-        params["epochs"], params["batch_size"], params["lr"], params["temperature"], params["n_samples"]
-    )
+    options = {p.name: p.default for p in typer.main.get_command(app).commands[command].params}
+    expected = SQNNClassifier().get_params()
+    flag_of = {"n_samples": "samples", "random_state": "seed"}
+    for parameter in ("method", "epochs", "batch_size", "lr", "temperature", "straight_through", "n_samples",
+                      "random_state", "device", "code_size", "joint_samples"):  # fmt: skip
+        shown = options[flag_of.get(parameter, parameter)]
+        assert getattr(shown, "value", shown) == expected[parameter], parameter
+    assert tuple(int(w) for w in options["hidden"].split(",")) == tuple(expected["hidden"])
+    if command == "train":
+        assert options["gamma"] == expected["gamma"]

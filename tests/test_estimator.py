@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
+from sklearn.utils._param_validation import InvalidParameterError
 
 from sqnn_cli import limits
-from sqnn_cli.errors import InputError
-from sqnn_cli.estimator import SQNNClassifier, TrainingDivergedError, limit_threads
+from sqnn_cli.errors import ParameterError
+from sqnn_cli.estimator import SQNNClassifier, TrainingDivergedError, limit_threads, resolve_device
 from sqnn_cli.information import bernoulli_mutual_information
 from sqnn_cli.training import FlatAdam
 
@@ -54,9 +59,9 @@ def test_learns_the_task(fitted, problem):
     assert set(np.unique(fitted.predict(x))) <= {0, 1}
 
 
-def test_transform_returns_binary_codes(fitted, problem):
+def test_binary_codes_are_one_sampled_code_per_row(fitted, problem):
     x, _, _ = problem
-    codes = fitted.transform(x)
+    codes = fitted.binary_codes(x)
     assert codes.shape == (len(x), 8) and codes.dtype == np.uint8
     assert set(np.unique(codes)) <= {0, 1}
     theta = fitted.firing_probabilities(x)
@@ -86,7 +91,7 @@ def test_same_seed_gives_bit_identical_weights_and_scores(problem):
     for (name, a), (_, b) in zip(first.network_.state_dict().items(), second.network_.state_dict().items()):
         assert torch.equal(a, b), name
     assert np.array_equal(first.predict_proba(x), second.predict_proba(x))
-    assert np.array_equal(first.transform(x), second.transform(x))
+    assert np.array_equal(first.binary_codes(x), second.binary_codes(x))
     other = SQNNClassifier(gamma=0.3, random_state=12, **SMALL).fit(x, y, sensitive_features=s)
     assert not np.array_equal(first.predict_proba(x), other.predict_proba(x))
 
@@ -152,16 +157,13 @@ def test_a_runtime_error_of_finite_weights_is_not_called_divergence(problem, mon
 
 
 @pytest.mark.parametrize(
-    "params, message",
+    "params, named",
     [
         ({"gamma": 1.5}, "gamma"),
         ({"gamma": float("nan")}, "gamma"),
         ({"code_size": 0}, "code_size"),
         ({"code_size": limits.MAX_CODE_SIZE + 1}, "code_size"),
         ({"code_size": 8.0}, "code_size"),
-        ({"hidden": (8, -1)}, "hidden"),
-        ({"hidden": (limits.MAX_HIDDEN_WIDTH + 1,)}, "hidden"),
-        ({"hidden": (8,) * (limits.MAX_HIDDEN_LAYERS + 1)}, "hidden"),
         ({"hidden": "64,64"}, "hidden"),
         ({"method": "joint", "joint_samples": limits.MAX_JOINT_SAMPLES + 1}, "joint_samples"),
         ({"epochs": limits.MAX_EPOCHS + 1}, "epochs"),
@@ -173,14 +175,57 @@ def test_a_runtime_error_of_finite_weights_is_not_called_divergence(problem, mon
         ({"n_threads": 0}, "n_threads"),
         ({"n_threads": limits.MAX_THREADS + 1}, "n_threads"),
         ({"lr": 0.0}, "lr"),
+        ({"lr": float("inf")}, "lr"),
         ({"temperature": "hot"}, "temperature"),
         ({"device": "tpu"}, "device"),
+        ({"warm_start": "yes"}, "warm_start"),
     ],
 )
-def test_invalid_parameters_are_refused(problem, params, message):
+def test_a_parameter_outside_its_constraints_is_refused_the_scikit_learn_way(problem, params, named):
     x, y, s = problem
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InvalidParameterError, match=f"^The '{named}' parameter of SQNNClassifier must be .* Got .* instead") as caught:
         SQNNClassifier(**params).fit(x, y, sensitive_features=s)
+    # A ParameterError too: the CLI words it with its option names and exits 2.
+    assert isinstance(caught.value, ParameterError)
+    assert f"'--{named}' parameter" in caught.value.worded(lambda name: "--" + name)
+
+
+@pytest.mark.parametrize(
+    "hidden", [(8, -1), (limits.MAX_HIDDEN_WIDTH + 1,), (8,) * (limits.MAX_HIDDEN_LAYERS + 1), (8, 2.5)]
+)
+def test_hidden_layers_beyond_the_limits_are_refused(problem, hidden):
+    x, y, s = problem
+    with pytest.raises(ParameterError, match=f"^hidden must be at most {limits.MAX_HIDDEN_LAYERS} layer widths"):
+        SQNNClassifier(hidden=hidden).fit(x, y, sensitive_features=s)
+
+
+@pytest.mark.parametrize(
+    "params, named",
+    [
+        ({"joint_samples": 64}, ("joint_samples", "method")),
+        ({"method": "joint", "code_size": limits.MAX_CODE_SIZE}, ("method", "code_size", "joint_samples")),
+    ],
+    ids=["joint-samples-without-joint", "joint-too-wide-to-enumerate"],
+)
+def test_parameters_that_do_not_go_together_are_refused_naming_each(params, named):
+    with pytest.raises(ParameterError) as caught:
+        SQNNClassifier(**params).check_params()
+    flags = caught.value.worded(lambda name: "--" + name)
+    assert all(name in str(caught.value) and f"--{name}" in flags for name in named)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_cuda_without_a_gpu_is_refused_before_any_data():
+    with pytest.raises(ParameterError, match="^device 'cuda' was requested but no CUDA device is available"):
+        SQNNClassifier(device="cuda").check_params()
+
+
+def test_the_module_helpers_refuse_with_the_parameters_name():
+    with pytest.raises(ParameterError, match="^n_threads must be an integer from 1 to"):
+        with limit_threads(0):
+            pass
+    with pytest.raises(ParameterError, match="^device must be one of"):
+        resolve_device("tpu")
 
 
 def test_every_bound_itself_is_accepted():
@@ -188,15 +233,15 @@ def test_every_bound_itself_is_accepted():
         hidden=(limits.MAX_HIDDEN_WIDTH,) * limits.MAX_HIDDEN_LAYERS, code_size=limits.MAX_CODE_SIZE,
         epochs=limits.MAX_EPOCHS, batch_size=limits.MAX_BATCH_SIZE, n_samples=limits.MAX_SAMPLES,
         random_state=limits.MAX_SEED, n_threads=limits.MAX_THREADS, device="cpu",
-    )._check_params()  # fmt: skip
-    SQNNClassifier(method="joint", code_size=20, joint_samples=limits.MAX_JOINT_SAMPLES, device="cpu")._check_params()
+    ).check_params()  # fmt: skip
+    SQNNClassifier(method="joint", code_size=20, joint_samples=limits.MAX_JOINT_SAMPLES, device="cpu").check_params()
 
 
 def test_a_fitted_state_describing_an_absurd_network_is_refused_before_it_is_built(fitted):
     # The bundle loader relies on this: a crafted meta.json must not allocate gigabytes.
     description, weights = fitted.fitted_state()
     description["params"]["hidden"] = [100_000_000, 64]
-    with pytest.raises(InputError, match="hidden"):
+    with pytest.raises(ParameterError, match="hidden"):
         SQNNClassifier.from_fitted_state(description, weights)
 
 
@@ -204,13 +249,102 @@ def test_a_fitted_state_describing_an_absurd_network_is_refused_before_it_is_bui
     "params", [{"hidden": [8] * 100_000}, {"code_size": 10**5000}, {"method": "x" * 10_000}], ids=["deep", "long-int", "long-str"]
 )
 def test_a_refusal_of_a_huge_value_stays_one_short_line(params):
-    with pytest.raises(InputError) as caught:
-        SQNNClassifier(**params)._check_params()
+    with pytest.raises(ParameterError) as caught:
+        SQNNClassifier(**params).check_params()
     assert len(str(caught.value)) < 200 and "\n" not in str(caught.value)
 
 
 def test_scikit_learns_parameter_validation_is_not_shadowed():
     assert "_validate_params" not in vars(SQNNClassifier)
+
+
+# -- the scikit-learn contract ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda model, x: model.predict(x),
+        lambda model, x: model.predict_proba(x),
+        lambda model, x: model.binary_codes(x),
+        lambda model, x: model.firing_probabilities(x),
+        lambda model, x: model.code_draws(x),
+        lambda model, x: model.choose_threshold(x, np.zeros(len(x)), rows="some rows"),
+        lambda model, x: model.fitted_state(),
+    ],
+    ids=["predict", "predict_proba", "binary_codes", "firing_probabilities", "code_draws", "choose_threshold", "fitted_state"],
+)
+def test_using_a_model_before_fit_raises_not_fitted(problem, use):
+    with pytest.raises(NotFittedError):
+        use(SQNNClassifier(), problem[0][:5])
+
+
+@pytest.mark.parametrize("labels", [(1, 2), ("approved", "denied"), (False, True)], ids=["ints", "strings", "bools"])
+def test_any_two_labels_train_the_model_that_0_1_trains(problem, labels):
+    x, y, s = problem
+    reference = SQNNClassifier(gamma=0.3, random_state=5, **{**SMALL, "epochs": 3}).fit(x, y, sensitive_features=s)
+    relabelled = np.asarray(labels)[y]
+    model = SQNNClassifier(gamma=0.3, random_state=5, **{**SMALL, "epochs": 3}).fit(x, relabelled, sensitive_features=s)
+    assert list(model.classes_) == sorted(labels)
+    # classes_[1] is the positive class: the column of p(classes_[1]) is the 0/1 model's p(y=1).
+    assert np.array_equal(model.predict_proba(x), reference.predict_proba(x))
+    assert np.array_equal(model.predict(x), np.asarray(labels)[reference.predict(x)])
+    model.choose_threshold(x[:200], relabelled[:200], rows="the first rows")
+    assert model.threshold_ == reference.choose_threshold(x[:200], y[:200], rows="the first rows").threshold_
+
+
+def test_a_label_the_model_was_not_trained_on_is_refused(fitted, problem):
+    x, y, _ = problem
+    with pytest.raises(ValueError, match="y holds labels the model was not trained on"):
+        fitted.choose_threshold(x, y + 1, rows="shifted labels")
+
+
+@pytest.mark.parametrize("y", [np.zeros(1500, int), np.arange(1500) % 3], ids=["one-class", "three-classes"])
+def test_a_target_without_exactly_two_classes_is_refused_naming_y(problem, y):
+    x, _, s = problem
+    with pytest.raises(ValueError, match=r"y must hold exactly two classes; it holds (1 class|3 classes)"):
+        SQNNClassifier(**SMALL).fit(x, y, sensitive_features=s)
+
+
+def test_a_continuous_target_is_refused(problem):
+    x, _, s = problem
+    with pytest.raises(ValueError, match="Unknown label type"):
+        SQNNClassifier(**SMALL).fit(x, x[:, 0], sensitive_features=s)
+
+
+def test_fitted_state_keeps_the_labels_and_old_states_load_as_0_1(problem):
+    x, y, s = problem
+    model = SQNNClassifier(**{**SMALL, "epochs": 1}).fit(x, np.where(y == 1, "yes", "no"), sensitive_features=s)
+    description, weights = model.fitted_state()
+    again = SQNNClassifier.from_fitted_state(description, weights)
+    assert list(again.classes_) == ["no", "yes"] and np.array_equal(again.predict(x), model.predict(x))
+    del description["classes"]  # as bundles written before labels were kept
+    assert list(SQNNClassifier.from_fitted_state(description, weights).classes_) == [0, 1]
+
+
+def test_without_sensitive_features_every_row_is_one_group_and_fit_says_so(problem):
+    x, y, _ = problem
+    with pytest.warns(UserWarning, match="sensitive_features is None: every row is in one group, so I\\(T;S\\) is 0"):
+        model = SQNNClassifier(gamma=0.5, **{**SMALL, "epochs": 2}).fit(x, y)
+    assert len(model.groups_) == 1 and [record["mi"] for record in model.history_] == [0.0, 0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # gamma 0 asks for a plain classifier: nothing to say
+        SQNNClassifier(gamma=0.0, **{**SMALL, "epochs": 1}).fit(x, y)
+
+
+def test_rows_in_any_memory_layout_score_as_themselves(fitted, problem):
+    x, _, _ = problem
+    assert np.array_equal(fitted.predict_proba(x[::-1]), fitted.predict_proba(x)[::-1])
+    assert np.array_equal(fitted.predict_proba(np.asfortranarray(x)), fitted.predict_proba(x))
+
+
+def test_feature_names_and_counts_are_checked_as_scikit_learn_checks_them(fitted, problem):
+    x, y, s = problem
+    with pytest.raises(ValueError, match="X has 3 features, but SQNNClassifier is expecting 4"):
+        fitted.predict(x[:, :3])
+    frame = pd.DataFrame(x, columns=["a", "b", "c", "d"])
+    model = SQNNClassifier(**{**SMALL, "epochs": 1}).fit(frame, y, sensitive_features=s)
+    assert model.n_features_in_ == 4 and list(model.feature_names_in_) == ["a", "b", "c", "d"]
+    with pytest.raises(ValueError, match="feature names should match"):
+        model.predict(frame.rename(columns={"a": "z"}))
 
 
 # -- threads ---------------------------------------------------------------------------

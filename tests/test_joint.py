@@ -67,7 +67,7 @@ def test_joint_loss_handles_an_absent_group():
 
 def test_too_wide_a_layer_for_enumeration_is_refused_with_the_way_out():
     x = np.zeros((4, 2), np.float32)
-    with pytest.raises(InputError, match="--joint-samples"):
+    with pytest.raises(InputError, match="joint_samples"):
         SQNNClassifier(method="joint", code_size=32).fit(x, [0, 1, 0, 1], sensitive_features=[0, 0, 1, 1])
     SQNNClassifier(method="joint", code_size=16, joint_samples=16, epochs=1, hidden=(2,)).fit(
         x, np.array([0, 1, 0, 1]), sensitive_features=[0, 0, 1, 1]

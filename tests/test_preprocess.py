@@ -321,3 +321,19 @@ def test_literal_missing_marker_in_the_data_shares_the_missing_level():
     matrix, report = encoder.transform(frame)
     np.testing.assert_array_equal(matrix, [[0, 1], [1, 0], [1, 0], [0, 1]])
     assert report.unseen == {}
+
+
+def test_sensitive_groups_and_encoder_categories_agree_on_mixed_number_text():
+    """With --sensitive-as-feature a column is both a group and a category: 1.0, 1 and "1"
+    must be one group and one category, or the audit's groups and the model's input would
+    disagree about which rows belong together."""
+    from sqnn_cli.data import ColumnRoles, group_labels
+
+    frame = pd.DataFrame({"race": pd.Series([1.0, 1, "1", 0.0, "0", True], dtype=object)})
+    roles = ColumnRoles(target="y", positive_label="1", sensitive=("race",), features=("race",))
+    groups = group_labels(frame, roles)
+    encoder = TabularEncoder().fit(frame)
+    matrix, _ = encoder.transform(frame)
+    categories = [name.removeprefix("race=") for name in encoder.feature_names]
+    assert list(groups) == ["1", "1", "1", "0", "0", "True"]
+    assert [categories[i] for i in matrix.argmax(axis=1)] == list(groups)

@@ -32,19 +32,19 @@ def test_plain_progress_is_throttled_and_always_shows_the_end(monkeypatch):
     clock = iter([0.0, 1.0, 6.0, 7.0, 8.0, 20.0])
     monkeypatch.setattr(report.time, "monotonic", lambda: next(clock))
     console = Console(file=io.StringIO(), force_terminal=False, width=100)
-    plain = report._PlainProgress(console)  # started at 0
-    plain.line("step 1")  # 1 s: too soon
-    plain.line("step 2")  # 6 s: printed
-    plain.line("step 3")  # 7 s: too soon
-    plain.line("step 4", final=True)  # 8 s: the end, printed because something was
-    assert console.file.getvalue().splitlines() == ["step 2 (6 s)", "step 4 (8 s)"]
+    with report.task_progress(console) as progress:  # started at 0
+        progress("trees", 1, 4)  # 1 s: too soon
+        progress("trees", 2, 4)  # 6 s: printed
+        progress("trees", 3, 4)  # 7 s: too soon
+        progress("trees", 4, 4)  # 8 s: the end, printed because something was
+    assert console.file.getvalue().splitlines() == ["trees: 2/4 (6 s)", "trees: 4/4 (8 s)"]
 
 
 def test_short_work_prints_no_progress(monkeypatch):
     clock = iter([0.0, 0.5, 1.0])
     monkeypatch.setattr(report.time, "monotonic", lambda: next(clock))
     console = Console(file=io.StringIO(), force_terminal=False, width=100)
-    plain = report._PlainProgress(console)
-    plain.line("runs: 1/2")
-    plain.line("runs: 2/2", final=True)
+    with report.task_progress(console) as progress:
+        progress("runs", 1, 2)
+        progress("runs", 2, 2)
     assert console.file.getvalue() == ""

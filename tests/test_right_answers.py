@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sqnn_cli import pipeline
-from sqnn_cli.bundle import ModelBundle
 from sqnn_cli.cli import app
 from sqnn_cli.data import resolve_roles
 from sqnn_cli.estimator import SQNNClassifier
@@ -99,11 +98,11 @@ def test_a_base_rate_of_ninety_percent_is_not_one_class():
     train, test = pipeline.split(table, test_size=0.3, stratify=["y"])
     roles = resolve_roles(train, target="y", sensitive=["group"])
     outcome = pipeline.train(train, roles, SQNNClassifier(random_state=0, device="cpu"))
-    bundle = ModelBundle(estimator=outcome.estimator, encoder=outcome.encoder, meta={"roles": roles.to_dict()})
-    result = pipeline.evaluate(bundle, test).result
+    model = outcome.model
+    result = pipeline.evaluate(model, test).result
     assert not result.degenerate and 0.2 < result.positive_rate < 0.99
     assert result.balanced_accuracy > 0.6
-    at_half = pipeline.evaluate(bundle, test, threshold=0.5).result
+    at_half = pipeline.evaluate(model, test, threshold=0.5).result
     assert result.balanced_accuracy > at_half.balanced_accuracy
 
 
@@ -230,7 +229,7 @@ def test_a_rows_score_is_the_same_in_any_order_or_subset(fitted, data):
     rows = data.draw(st.lists(st.integers(0, len(X) - 1), min_size=1, max_size=120, unique=True))
     order = np.array(data.draw(st.permutations(rows)))
     assert np.array_equal(model.predict_proba(X[order])[:, 1], full[order])  # to the bit
-    assert np.array_equal(model.transform(X[order]), model.transform(X)[order])
+    assert np.array_equal(model.binary_codes(X[order]), model.binary_codes(X)[order])
 
 
 def test_duplicated_rows_score_alike_and_reversed_views_work(fitted):
@@ -331,8 +330,8 @@ def test_the_default_model_is_not_degenerate_on_synthetic_tables(name):
     train, test = pipeline.split(table, test_size=0.3, stratify=["y"])
     roles = resolve_roles(train, target="y", sensitive=["group"])
     outcome = pipeline.train(train, roles, SQNNClassifier(device="cpu"))
-    bundle = ModelBundle(estimator=outcome.estimator, encoder=outcome.encoder, meta={"roles": roles.to_dict()})
-    result = pipeline.evaluate(bundle, test).result
+    model = outcome.model
+    result = pipeline.evaluate(model, test).result
     assert not result.degenerate, (name, result.positive_rate, result.threshold)
 
 

@@ -437,3 +437,102 @@ def test_resume_keys_name_a_run_whichever_way_its_gamma_was_written():
 def test_a_gamma_list_beyond_the_bound_is_refused():
     with pytest.raises(InputError, match="at most"):
         gamma_grid([i / 100_000 for i in range(5000)], 11)
+
+
+# -- run_sweep: the sweep as a library call ---------------------------------------------------
+def tiny_request(out: Path, **settings):
+    from sqnn_cli.estimator import SQNNClassifier
+    from sqnn_cli.sweep import SweepRequest
+
+    estimator = SQNNClassifier(epochs=2, hidden=(8,), code_size=4, n_samples=4, batch_size=64)
+    return SweepRequest(out=out, estimator=estimator, **{"gammas": [0, 0.5], "folds": 2, **settings})
+
+
+@pytest.fixture
+def tiny_data(make_table):
+    from sqnn_cli.data import resolve_roles
+    from sqnn_cli.sweep import SweepData
+
+    frame = make_table(120)
+    return SweepData(frame, resolve_roles(frame, target=None, sensitive=["group"]))
+
+
+def test_run_sweep_trains_every_run_and_summarises_without_the_cli(tiny_data, tmp_path):
+    from sqnn_cli.sweep import run_sweep
+
+    notes, progress, seen = [], [], []
+
+    def on_summary(summary, directory):
+        # Called with the lock still held: another sweep into the directory is refused.
+        with pytest.raises(InputError, match="in use by another sweep"):
+            with SweepDirectory(directory).locked():
+                pass
+        seen.append(summary)
+        (directory / "mine.txt").write_text("written beside the summary\n")
+        return directory / "mine.txt"
+
+    outcome = run_sweep(tiny_request(tmp_path / "sweep"), tiny_data, on_note=notes.append,
+                        on_progress=lambda done, total: progress.append((done, total)), on_summary=on_summary)  # fmt: skip
+    assert (outcome.planned, outcome.already_finished, outcome.pending, outcome.interrupted) == (4, 0, 4, False)
+    assert [row["gamma"] for row in outcome.summary.rows] == [0.0, 0.5] and outcome.summary.runs_finished == 4
+    assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)] and seen == [outcome.summary]
+    assert outcome.written_by_caller == (tmp_path / "sweep" / "mine.txt",)
+    assert json.loads(outcome.summary_json.read_text())["runs_finished"] == 4
+    assert [str(note) for note in notes] == ["4 run(s) to train: 2 gammas x 2 fold(s), 1 at a time"]
+    # Without a file's checksum, the data is identified by its contents.
+    assert len(json.loads((tmp_path / "sweep" / "sweep.json").read_text())["fingerprint"]["data_sha256"]) == 64
+
+
+def test_run_sweep_resumes_and_trains_nothing_twice(tiny_data, tmp_path):
+    from sqnn_cli.sweep import SweepData, run_sweep
+
+    out = tmp_path / "sweep"
+    run_sweep(tiny_request(out), tiny_data)
+    before = (out / "runs.jsonl").read_bytes()
+    notes: list = []
+    again = run_sweep(tiny_request(out, n_jobs=3), tiny_data, on_note=notes.append)
+    assert (again.planned, again.already_finished, again.pending) == (4, 4, 0)
+    assert (out / "runs.jsonl").read_bytes() == before and again.summary.runs_finished == 4
+    assert [str(note) for note in notes] == [f"resuming {out}/: 4 of 4 runs already finished", "0 run(s) to train: 2 gammas x 2 fold(s)"]
+    other = SweepData(tiny_data.frame.iloc[::-1], tiny_data.roles)
+    with pytest.raises(InputError, match="other options or data; pass overwrite to start it afresh, or choose another out"):
+        run_sweep(tiny_request(out), other)
+
+
+def test_an_interrupted_sweep_keeps_its_finished_runs(tiny_data, tmp_path):
+    from sqnn_cli.sweep import run_sweep
+
+    def ctrl_c_after_the_second(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "sweep"
+    outcome = run_sweep(tiny_request(out), tiny_data, on_progress=ctrl_c_after_the_second)
+    assert outcome.interrupted and outcome.summary.runs_finished == 2 == len(runs(out))
+    assert json.loads((out / "summary.json").read_text())["runs_finished"] == 2
+    notes: list = []
+    resumed = run_sweep(tiny_request(out, n_jobs=9), tiny_data, on_note=notes.append)
+    assert (resumed.already_finished, resumed.pending, resumed.interrupted) == (2, 2, False)
+    assert str(notes[-1]) == "2 run(s) to train: 2 gammas x 2 fold(s), 2 at a time (n_jobs 9 capped at the runs to train)"
+    assert sorted(run_key(record) for record in runs(out)) == [(g, f) for g in (0.0, 0.5) for f in (0, 1)]
+
+
+def test_a_request_names_parameters_and_the_cli_words_them_as_flags(tmp_path):
+    from sqnn_cli.cli import _flag
+
+    with pytest.raises(InputError) as refused:
+        tiny_request(tmp_path / "sweep", backend="dask")
+    assert str(refused.value) == "backend dask needs scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)"
+    assert refused.value.worded(_flag) == "--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)"
+    with pytest.raises(InputError, match="^steps must be at least 2, got 1$"):
+        tiny_request(tmp_path / "sweep", gammas=None, steps=1)
+    assert not (tmp_path / "sweep").exists()
+
+
+
+def test_an_audited_sweep_records_and_summarises_the_audit(tiny_data, tmp_path):
+    from sqnn_cli.sweep import RunSettings, run_sweep
+
+    outcome = run_sweep(tiny_request(tmp_path / "sweep", gammas=[0.5], settings=RunSettings(audit=True, trees=5)), tiny_data)
+    assert all(record_problem(record) is None and "adrg" in record["audit"] for record in runs(tmp_path / "sweep"))
+    assert outcome.summary.rows[0]["adrg_mean"] is not None
