@@ -150,7 +150,14 @@ Device = _choices("Device", *defaults.DEVICES)
 
 
 # -- shared options -------------------------------------------------------------------
-DataArg = Annotated[Path, typer.Argument(help="Table with a header row: .csv, .tsv or .txt, gzipped or not; the delimiter is sniffed (or --sep).", show_default=False)]
+DataArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Table with a header row: .csv, .tsv or .txt, gzipped or not (the delimiter is sniffed, or --sep), "
+        "or .parquet (pip install 'sqnn\\[parquet]').",
+        show_default=False,
+    ),
+]
 SepOpt = Annotated[
     Optional[str],
     typer.Option(

@@ -15,6 +15,7 @@ import io
 import itertools
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -66,6 +67,9 @@ MSG_EMPTY = "data file '{path}' has no rows"
 MSG_UNREADABLE = "cannot read '{path}' as CSV: {reason}"
 MSG_DUPLICATE_COLUMNS = "data file '{path}' repeats the column name(s) {columns}; column names must be unique"
 MSG_MISSING_COLUMN = "{what} not in the data{suggestion} (columns: {available})"
+MSG_NEEDS_PYARROW = "'{path}' is a Parquet file; reading it needs pyarrow: pip install 'sqnn[parquet]'"
+MSG_UNREADABLE_PARQUET = "cannot read '{path}' as Parquet: {reason}"
+MSG_SEP_NOT_TEXT = "--sep applies to text tables; '{path}' is a Parquet file, whose columns are stored as such"
 MSG_EXCEL = "'{path}' is an Excel workbook, which sqnn does not read; export the sheet as CSV and pass that file"
 MSG_BAD_SEP = "--sep expects one character (or 'tab', '\\t'), got {sep!r}"
 MSG_SEP_HINT = "; the header holds {sep_name}s: pass --sep {sep_option}"
@@ -113,6 +117,7 @@ _SEP_SPELLINGS = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pip
 # Enough of the file to hold a header and a first row, however wide the table.
 _SNIFF_BYTES = 1 << 16
 _EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+PARQUET_SUFFIXES = (".parquet", ".pq")
 # Zip (xlsx) and OLE2 (xls) containers: what Excel writes, whatever the file is called.
 _EXCEL_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 MSG_BAD_BINS = "--sensitive-bins expects COLUMN=EDGE,EDGE,... with numeric edges, got '{spec}'"
@@ -182,6 +187,8 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
         raise InputError(MSG_NO_FILE.format(path=path))
     if not path.is_file():
         raise InputError(MSG_NOT_A_FILE.format(path=path))
+    if path.name.lower().endswith(PARQUET_SUFFIXES):
+        return _read_parquet(path, sep)
     _refuse_excel(path)
     delimiter = parse_sep(sep) if sep is not None else sniff_delimiter(path)
     try:
@@ -212,6 +219,37 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
             f"reading '{path}' as {_DELIMITER_NAMES[delimiter]}-separated (sniffed from its header; "
             "choose with --sep)"
         )
+    return frame
+
+
+def _read_parquet(path: Path, sep: str | None) -> pd.DataFrame:
+    """A Parquet file as a table: its columns, names and types as stored (no sniffing)."""
+    if sep is not None:
+        raise InputError(MSG_SEP_NOT_TEXT.format(path=path))
+    try:
+        import pyarrow.parquet as parquet
+    except ImportError:
+        raise InputError(MSG_NEEDS_PYARROW.format(path=path)) from None
+    try:
+        table = parquet.read_table(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(MSG_UNREADABLE_PARQUET.format(path=path, reason=reason)) from None
+    # Every stored column is a column, a named pandas index included, first, where pandas
+    # showed it (the last column is the default target); but not an unnamed index, which
+    # pandas stores as __index_level_0__: nobody wrote that column.
+    metadata = table.schema.pandas_metadata or {}
+    index = [name for name in metadata.get("index_columns", []) if isinstance(name, str) and name in table.column_names]
+    ordered = index + [name for name in table.column_names if name not in index]
+    kept = [name for name in ordered if not re.fullmatch(r"__index_level_\d+__", name)]
+    names = [str(name).strip() for name in kept]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(MSG_DUPLICATE_COLUMNS.format(path=path, columns=", ".join(f"'{c}'" for c in repeated)))
+    if table.num_rows == 0:
+        raise InputError(MSG_EMPTY.format(path=path))
+    frame = table.select(kept).to_pandas(ignore_metadata=True)
+    frame.columns = names
     return frame
 
 

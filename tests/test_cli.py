@@ -238,3 +238,17 @@ def test_command_defaults_are_the_estimators(command):
     assert tuple(int(w) for w in options["hidden"].split(",")) == tuple(expected["hidden"])
     if command == "train":
         assert options["gamma"] == expected["gamma"]
+
+
+def test_a_parquet_table_trains_and_scores_like_its_csv(tmp_path):
+    table = pd.read_csv(COMPAS).head(800)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    table.to_parquet(tmp_path / "t.parquet")
+    for name in ("t.csv", "t.parquet"):
+        result = runner.invoke(app, ["train", str(tmp_path / name), "-s", "race", "--out", str(tmp_path / f"{name}-model"), *TINY_MODEL])
+        assert result.exit_code == 0, result.output
+    scores = [
+        runner.invoke(app, ["evaluate", str(tmp_path / f"{name}-model"), str(tmp_path / "t.parquet"), "--json"]).stdout
+        for name in ("t.csv", "t.parquet")
+    ]
+    assert json.loads(scores[0])["auc"] == json.loads(scores[1])["auc"]

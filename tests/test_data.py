@@ -591,3 +591,46 @@ class TestColumnNames:
         with pytest.raises(InputError) as info:
             resolve_roles(frame_of(SMALL), target="y", sensitive=["y"])
         assert "automatically" not in str(info.value)
+
+
+class TestParquet:
+    """Parquet tables read as their columns and types are stored."""
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame({"age": [25, 40, 61], "group": ["a", "b", "a"], "y": [0, 1, 1]})
+
+    def test_a_parquet_table_reads_as_written(self, tmp_path):
+        self.table().to_parquet(tmp_path / "t.parquet")
+        read = read_table(tmp_path / "t.parquet")
+        pd.testing.assert_frame_equal(read, self.table())
+
+    def test_a_named_index_is_a_column_and_the_target_stays_last(self, tmp_path):
+        table = self.table().set_index(pd.Index(["p1", "p2", "p3"], name="person"))
+        table.to_parquet(tmp_path / "t.parquet")
+        read = read_table(tmp_path / "t.parquet")
+        assert list(read.columns) == ["person", "age", "group", "y"] and read["person"].tolist() == ["p1", "p2", "p3"]
+
+    def test_an_unnamed_index_is_not_a_column(self, tmp_path):
+        table = self.table()
+        table.index = [10, 20, 30]
+        table.to_parquet(tmp_path / "t.parquet")
+        assert list(read_table(tmp_path / "t.parquet").columns) == ["age", "group", "y"]
+
+    def test_sep_and_damaged_files_are_refused_in_one_line(self, tmp_path):
+        self.table().to_parquet(tmp_path / "t.parquet")
+        with pytest.raises(InputError, match="--sep applies to text tables"):
+            read_table(tmp_path / "t.parquet", sep=";")
+        (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
+        with pytest.raises(InputError, match="cannot read '.*bad.parquet' as Parquet"):
+            read_table(tmp_path / "bad.parquet")
+        self.table().head(0).to_parquet(tmp_path / "empty.parquet")
+        with pytest.raises(InputError, match="has no rows"):
+            read_table(tmp_path / "empty.parquet")
+
+    def test_without_pyarrow_the_error_says_what_to_install(self, tmp_path, monkeypatch):
+        import sys
+
+        self.table().to_parquet(tmp_path / "t.parquet")
+        monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+        with pytest.raises(InputError, match=r"pip install 'sqnn\[parquet\]'"):
+            read_table(tmp_path / "t.parquet")
