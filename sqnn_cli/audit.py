@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import copy
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
@@ -35,6 +36,8 @@ __all__ = [
     "RepresentationAudit",
     "InterventionPoint",
     "audit_representation",
+    "forest_audit",
+    "plugin_sparse_cells",
     "neuron_flows",
     "rank_neurons",
     "prune",
@@ -53,6 +56,25 @@ THETA = "firing probabilities"
 _TREES_PER_ROUND = 100
 # Keeps the ratio ranking finite for neurons that carry no information about y.
 _RATIO_FLOOR = 1e-6
+# A leakage AUC's noise is the spread of the AUC over resamples of the test rows: each
+# resample draws every group's test rows with replacement (each row with all its code
+# draws, which are not independent rows), and the fitted forests rescore it. That holds
+# for the one-vs-rest macro AUC and for stacked draws, where Hanley-McNeil and DeLong
+# assume a single binary AUC over independent rows; both views are rescored on the same
+# resamples, so the gap between them gets its own standard error, correlation included.
+BOOTSTRAP_RESAMPLES = 200
+_BOOTSTRAP_STREAM = 1
+# A figure is told apart from chance, or from another, beyond this many standard errors.
+NOISE_STDERRS = 2.0
+# The smallest leakage-AUC gap between theta and a sampled code worth a warning, however
+# many rows make it significant.
+THETA_GAP_FLOOR = 0.02
+# Miller-Madow's correction is the mean of the chi-square law the plug-in I(T;S) follows
+# (2n I ~ chi2) under independence; Cochran's rule for that law asks that at most a fifth
+# of the (code, group) cells expect fewer than 5 rows. Beyond it the plug-in figure is
+# biased upwards (with a code per row it is about H(S), whatever the code reveals).
+SPARSE_CELL_ROWS = 5.0
+SPARSE_CELL_SHARE = 0.2
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -76,6 +98,24 @@ class ForestAudit(_Figures):
     leakage_auc: float
     y_accuracy: float | None = None
     y_auc: float | None = None
+    leakage_auc_stderr: float | None = None  # None where not measured
+
+    @property
+    def accuracy_gain(self) -> float:
+        """Accuracy over the majority guess, signed: ADRG is its absolute value, so a
+        forest worse than the majority guess (negative gain) counts there as leakage."""
+        return self.rf_accuracy - self.majority_share
+
+    def below_chance(self) -> str | None:
+        """None at or above chance; else whether the AUC is below 0.5 "within noise" or
+        "beyond noise". Either way it is no information found about S, not anti-leakage."""
+        if not self.leakage_auc < 0.5:
+            return None
+        noise = NOISE_STDERRS * (self.leakage_auc_stderr or 0.0)
+        return "within noise" if 0.5 - self.leakage_auc <= noise else "beyond noise"
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "accuracy_gain": plain(self.accuracy_gain)}
 
 
 @dataclass(frozen=True)
@@ -102,6 +142,40 @@ class RepresentationAudit:
     trees: int
     test_size: float
     draws: int
+    theta_gap_stderr: float | None = None  # of theta's leakage AUC minus the code's
+    plugin_sparse_cells: float | None = None  # share of (code, group) cells under Cochran's 5 rows
+
+    @property
+    def theta_gap(self) -> float:
+        return self.theta.leakage_auc - self.code.leakage_auc
+
+    @property
+    def theta_reveals_more(self) -> bool:
+        """Whether theta reveals S better than a sampled code beyond the forests' noise."""
+        noise = NOISE_STDERRS * (self.theta_gap_stderr or 0.0)
+        return self.theta_gap > max(THETA_GAP_FLOOR, noise)
+
+    @property
+    def plugin_biased_upwards(self) -> bool:
+        return self.plugin_sparse_cells is not None and self.plugin_sparse_cells > SPARSE_CELL_SHARE
+
+    @property
+    def plugin_caveat(self) -> str | None:
+        if not self.plugin_biased_upwards:
+            return None
+        return (
+            f"biased upwards: {self.plugin_sparse_cells:.0%} of the (code, group) cells expect fewer than "
+            f"{SPARSE_CELL_ROWS:g} rows ({self.distinct_codes} distinct codes in {self.n} rows), past the "
+            f"{SPARSE_CELL_SHARE:.0%} the Miller-Madow correction holds to; the joint figure is the one to read"
+        )
+
+    def _plugin_dict(self) -> dict:
+        return {
+            **self.mi_plugin.to_dict(),
+            "sparse_cells": self.plugin_sparse_cells,
+            "biased_upwards": self.plugin_biased_upwards,
+            "caveat": self.plugin_caveat,
+        }
 
     def to_dict(self) -> dict:
         """The sampled code's figures at the top level (the paper's object), theta's beside."""
@@ -110,8 +184,11 @@ class RepresentationAudit:
             "audited": code.pop("audited"),
             **code,
             "theta": self.theta.to_dict(),
+            "theta_gap": self.theta_gap,
+            "theta_gap_stderr": self.theta_gap_stderr,
+            "theta_reveals_more": self.theta_reveals_more,
             "mi_joint": self.mi_joint.to_dict(),
-            "mi_plugin": self.mi_plugin.to_dict(),
+            "mi_plugin": self._plugin_dict(),
             "distinct_codes": self.distinct_codes,
             "neurons": [n.to_dict() for n in self.neurons],
             "n": self.n,
@@ -134,19 +211,94 @@ def _forest(trees: int, seed: int, n_jobs: int, label: str, progress: ProgressCa
     return forest
 
 
-def _leakage_auc(forest: RandomForestClassifier, X, labels: np.ndarray) -> float:
-    proba = forest.predict_proba(X)
-    present = np.unique(labels)
-    if len(present) < 2:
+def _rank_auc(positive: np.ndarray, score: np.ndarray) -> float:
+    """The binary AUC as the Mann-Whitney statistic, ties counted half: what
+    roc_auc_score returns, without its input checks, which would make up most of the
+    bootstrap's time."""
+    ranks = rankdata(score)
+    n_positive = int(positive.sum())
+    n_negative = len(positive) - n_positive
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
+
+
+def _auc_of(
+    proba: np.ndarray, classes: np.ndarray, labels: np.ndarray, binary_auc: Callable[..., float] = roc_auc_score
+) -> float:
+    """The AUC of a forest's probabilities ``proba`` (columns in ``classes`` order) for
+    ``labels``: one-vs-rest macro for more than two classes."""
+    if len(np.unique(labels)) < 2:
         return float("nan")
     if proba.shape[1] == 2:
-        return float(roc_auc_score(labels == forest.classes_[1], proba[:, 1]))
+        return float(binary_auc(labels == classes[1], proba[:, 1]))
     # One-vs-rest over the classes the forest knows; a class absent from the test split
     # has no AUC, so the average runs over the others.
     scores = [
-        roc_auc_score(labels == cls, proba[:, i]) for i, cls in enumerate(forest.classes_) if 0 < (labels == cls).sum() < len(labels)
+        binary_auc(labels == cls, proba[:, i]) for i, cls in enumerate(classes) if 0 < (labels == cls).sum() < len(labels)
     ]
     return float(np.mean(scores)) if scores else float("nan")
+
+
+def _leakage_auc(forest: RandomForestClassifier, X, labels: np.ndarray) -> float:
+    return _auc_of(forest.predict_proba(X), forest.classes_, labels)
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """A view's S-forest probabilities on the test rows, for the bootstrap: ``rows[i]``
+    holds the positions of test row i (one per code draw)."""
+
+    proba: np.ndarray
+    classes: np.ndarray
+    labels: np.ndarray
+    rows: np.ndarray
+
+
+def _bootstrap_aucs(views: Sequence[_Scores], groups: np.ndarray, seed: int) -> np.ndarray:
+    """(BOOTSTRAP_RESAMPLES, views) leakage AUCs, every view rescored on the same
+    resamples of the test rows, each group's rows drawn with replacement."""
+    rng = np.random.default_rng([seed, _BOOTSTRAP_STREAM])  # not the split's stream, which seed alone keys
+    strata = [np.flatnonzero(groups == label) for label in np.unique(groups)]
+    aucs = np.empty((BOOTSTRAP_RESAMPLES, len(views)))
+    for resample in range(BOOTSTRAP_RESAMPLES):
+        rows = np.concatenate([rng.choice(stratum, size=len(stratum)) for stratum in strata])
+        for v, view in enumerate(views):
+            positions = view.rows[rows].ravel()
+            aucs[resample, v] = _auc_of(view.proba[positions], view.classes, view.labels[positions], _rank_auc)
+    return aucs
+
+
+def _stderr(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan")
+
+
+def _scored_forest_audit(
+    audited: str, train_X, test_X, train_s, test_s, *, trees, seed, n_jobs, progress, train_y=None, test_y=None
+) -> tuple[ForestAudit, np.ndarray, np.ndarray]:
+    """``forest_audit``'s figures, without the AUC's noise, and the S forest's test
+    probabilities with its classes."""
+    forest = _forest(trees, seed, n_jobs, f"S from {audited}", progress, train_X, train_s)
+    proba = forest.predict_proba(test_X)
+    predicted = forest.classes_.take(np.argmax(proba, axis=1))  # what forest.predict returns
+    _, counts = np.unique(test_s, return_counts=True)
+    majority = float(counts.max() / counts.sum())
+    accuracy = float(accuracy_score(test_s, predicted))
+    y_accuracy = y_auc = None
+    if train_y is not None and test_y is not None:
+        y_forest = _forest(trees, seed, n_jobs, f"y from {audited}", progress, train_X, train_y)
+        y_accuracy = float(accuracy_score(test_y, y_forest.predict(test_X)))
+        y_auc = _leakage_auc(y_forest, test_X, test_y)
+    audit = ForestAudit(
+        audited=audited,
+        rf_accuracy=accuracy,
+        majority_share=majority,
+        adrg=abs(accuracy - majority),
+        balanced_accuracy=float(balanced_accuracy_score(test_s, predicted)),
+        leakage_auc=_auc_of(proba, forest.classes_, test_s),
+        y_accuracy=y_accuracy,
+        y_auc=y_auc,
+    )
+    return audit, proba, forest.classes_
 
 
 def forest_audit(
@@ -164,27 +316,15 @@ def forest_audit(
     test_y: np.ndarray | None = None,
 ) -> ForestAudit:
     """Fit forests on one view of the training rows and score them on the test rows:
-    how well S (and, given labels, y) can be recovered from that view."""
-    forest = _forest(trees, seed, n_jobs, f"S from {audited}", progress, train_X, train_s)
-    predicted = forest.predict(test_X)
-    _, counts = np.unique(test_s, return_counts=True)
-    majority = float(counts.max() / counts.sum())
-    accuracy = float(accuracy_score(test_s, predicted))
-    y_accuracy = y_auc = None
-    if train_y is not None and test_y is not None:
-        y_forest = _forest(trees, seed, n_jobs, f"y from {audited}", progress, train_X, train_y)
-        y_accuracy = float(accuracy_score(test_y, y_forest.predict(test_X)))
-        y_auc = _leakage_auc(y_forest, test_X, test_y)
-    return ForestAudit(
-        audited=audited,
-        rf_accuracy=accuracy,
-        majority_share=majority,
-        adrg=abs(accuracy - majority),
-        balanced_accuracy=float(balanced_accuracy_score(test_s, predicted)),
-        leakage_auc=_leakage_auc(forest, test_X, test_s),
-        y_accuracy=y_accuracy,
-        y_auc=y_auc,
-    )
+    how well S (and, given labels, y) can be recovered from that view, and the leakage
+    AUC's standard error over resamples of the test rows (each row independent)."""
+    audit, proba, classes = _scored_forest_audit(
+        audited, train_X, test_X, train_s, test_s, trees=trees, seed=seed, n_jobs=n_jobs, progress=progress,
+        train_y=train_y, test_y=test_y,
+    )  # fmt: skip
+    test_s = np.asarray(test_s)
+    scores = _Scores(proba, classes, test_s, np.arange(len(test_s)).reshape(-1, 1))
+    return replace(audit, leakage_auc_stderr=_stderr(_bootstrap_aucs([scores], test_s, seed)[:, 0]))
 
 
 def _sampled_codes(theta: np.ndarray, draws: int, seed: int) -> np.ndarray:
@@ -233,9 +373,10 @@ def _audit_groups(groups, *, trees: int, test_size: float, draws: int) -> tuple[
     return groups, labels
 
 
-def _view_audits(theta, codes, y, groups, rows, *, trees, seed, n_jobs, progress) -> tuple[ForestAudit, ForestAudit]:
+def _view_audits(theta, codes, y, groups, rows, *, trees, seed, n_jobs, progress) -> tuple[ForestAudit, ForestAudit, float]:
     """The forests on the sampled codes (every draw of every row stacked) and on theta,
-    trained on ``rows[0]`` and scored on ``rows[1]``."""
+    trained on ``rows[0]`` and scored on ``rows[1]``, each with its leakage AUC's
+    standard error, and the standard error of theta's AUC minus the code's."""
     train_rows, test_rows = rows
     draws = len(codes)
 
@@ -246,7 +387,7 @@ def _view_audits(theta, codes, y, groups, rows, *, trees, seed, n_jobs, progress
         return np.tile(values[index], draws)
 
     forests = {"trees": trees, "seed": seed, "n_jobs": n_jobs, "progress": progress}
-    code_audit = forest_audit(
+    code_audit, code_proba, code_classes = _scored_forest_audit(
         CODE,
         stacked(codes, train_rows),
         stacked(codes, test_rows),
@@ -256,10 +397,36 @@ def _view_audits(theta, codes, y, groups, rows, *, trees, seed, n_jobs, progress
         test_y=repeated(y, test_rows),
         **forests,
     )
-    theta_audit = forest_audit(
+    theta_audit, theta_proba, theta_classes = _scored_forest_audit(
         THETA, theta[train_rows], theta[test_rows], groups[train_rows], groups[test_rows], **forests
     )
-    return code_audit, theta_audit
+    test_groups = groups[test_rows]
+    n_test = len(test_rows)
+    # Stacking is draw-major: test row i's draws sit at i, n_test + i, 2 n_test + i, ...
+    code_positions = np.arange(n_test)[:, None] + n_test * np.arange(draws)[None, :]
+    aucs = _bootstrap_aucs(
+        [
+            _Scores(code_proba, code_classes, repeated(groups, test_rows), code_positions),
+            _Scores(theta_proba, theta_classes, test_groups, np.arange(n_test)[:, None]),
+        ],
+        test_groups,
+        seed,
+    )
+    return (
+        replace(code_audit, leakage_auc_stderr=_stderr(aucs[:, 0])),
+        replace(theta_audit, leakage_auc_stderr=_stderr(aucs[:, 1])),
+        _stderr(aucs[:, 1] - aucs[:, 0]),
+    )
+
+
+def plugin_sparse_cells(codes: np.ndarray, groups: np.ndarray) -> float:
+    """The share of (code, group) cells whose expected count under independence,
+    n_code * n_group / n, is below SPARSE_CELL_ROWS: over SPARSE_CELL_SHARE, the
+    plug-in I(T;S) is biased upwards (Cochran's rule for its chi-square correction)."""
+    code_counts = np.unique(np.asarray(codes), axis=0, return_counts=True)[1]
+    group_counts = np.unique(np.asarray(groups), return_counts=True)[1]
+    expected = np.outer(code_counts, group_counts) / len(groups)
+    return float(np.mean(expected < SPARSE_CELL_ROWS))
 
 
 def audit_representation(
@@ -280,7 +447,7 @@ def audit_representation(
     rows = stratified_indices(len(y), groups, test_size=test_size, seed=seed, action="split for the audit with")
     theta = estimator.firing_probabilities(X).astype(np.float64)
     codes = _sampled_codes(theta, draws, seed)
-    code_audit, theta_audit = _view_audits(
+    code_audit, theta_audit, theta_gap_stderr = _view_audits(
         theta, codes, y, groups, rows, trees=trees, seed=seed, n_jobs=n_jobs, progress=progress
     )
     neurons, joint = neuron_flows(theta, groups, y, seed=seed)
@@ -297,6 +464,8 @@ def audit_representation(
         trees=trees,
         test_size=test_size,
         draws=draws,
+        theta_gap_stderr=theta_gap_stderr,
+        plugin_sparse_cells=plugin_sparse_cells(first_draw, groups),
     )
 
 

@@ -32,7 +32,7 @@ import torch
 
 from . import __version__, files
 from .data import ColumnRoles
-from .errors import BundleError, InputError
+from .errors import BundleError, InputError, ParameterError
 from .estimator import SQNNClassifier
 from .fitted import FittedModel
 from .preprocess import TabularEncoder
@@ -76,9 +76,9 @@ MSG_NOT_A_BUNDLE = "'{path}' is not an sqnn model bundle: {reason}"
 MSG_TAMPERED = "model bundle '{path}' was modified after training: {file} does not match the checksum in meta.json"
 MSG_UNSAFE_WEIGHTS = "model bundle '{path}': {file} holds more than plain tensors, refusing to load it ({reason})"
 MSG_NEWER_SCHEMA = "model bundle '{path}' has schema version {version}; this sqnn reads version {supported}"
-MSG_EXISTS = "output directory '{path}' already exists; pass --overwrite to replace it, or --out to write elsewhere"
+MSG_EXISTS = "output directory '{path}' already exists; pass {overwrite} to replace it, or name another {output}"
 MSG_META_TAMPERED = "model bundle '{path}' was modified after training: meta.json does not match its own checksum"
-MSG_NOT_REPLACEABLE = "'{path}' exists and is not an sqnn model bundle; --overwrite only replaces bundles"
+MSG_NOT_REPLACEABLE = "'{path}' exists and is not an sqnn model bundle; {overwrite} only replaces bundles"
 META_CHECKSUM = "meta_sha256"
 # What save_bundle writes into meta.json itself; the caller's meta provides the rest.
 SAVED_KEYS = frozenset(
@@ -137,9 +137,9 @@ def check_writable(path: Path, *, overwrite: bool, inputs: Iterable[str | Path] 
     if path.is_dir() and not any(path.iterdir()):
         return
     if os.path.lexists(path) and not overwrite:
-        raise InputError(MSG_EXISTS.format(path=path))
+        raise ParameterError(MSG_EXISTS, path=path)
     if os.path.lexists(path) and not _is_replaceable(path):
-        raise InputError(MSG_NOT_REPLACEABLE.format(path=path))
+        raise ParameterError(MSG_NOT_REPLACEABLE, path=path)
 
 
 def _is_replaceable(path: Path) -> bool:

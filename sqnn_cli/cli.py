@@ -13,6 +13,7 @@ import functools
 import inspect
 import os
 import re
+import shlex
 import sys
 import typing
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ import typer
 from rich.console import Console
 
 from . import __version__, defaults, limits, report
-from .errors import InputError, ParameterError
-from .gates import GateOutcome, check_gates, gates_from_options
+from .errors import InputError, ParameterError, worded
+from .gates import Gate, GateOutcome, check_gates, gates_from_options
 
 # The core (torch, scikit-learn, pandas) is imported inside each command, so that
 # `sqnn --help` and `sqnn --version` answer at once.
@@ -80,15 +81,13 @@ def _command(func: Callable[..., Any]) -> Callable[..., Any]:
             raise fail(_sklearn_parameter_message(exc) or exc.worded(_flag), EXIT_INPUT) from None
         except InputError as exc:
             raise fail(str(exc), EXIT_INPUT) from None
-        except ValueError as exc:
-            # scikit-learn's parameter validation (InvalidParameterError) names parameters.
-            worded = _sklearn_parameter_message(exc)
-            if worded is None:
-                raise
-            raise fail(worded, EXIT_INPUT) from None
         except KeyboardInterrupt:
             raise fail("interrupted; nothing was written", EXIT_INTERRUPTED) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence
+            # scikit-learn's own parameter validation (InvalidParameterError) is bad input too.
+            worded = _sklearn_parameter_message(exc) if isinstance(exc, ValueError) else None
+            if worded is not None:
+                raise fail(worded, EXIT_INPUT) from None
             if os.environ.get("SQNN_DEBUG"):
                 raise
             message = f"internal error: {type(exc).__name__}: {exc} (rerun with SQNN_DEBUG=1 for a traceback)"
@@ -99,7 +98,10 @@ def _command(func: Callable[..., Any]) -> Callable[..., Any]:
 
 # The core names parameters as the Python API does; these are the flags that set them
 # where the flag is not the parameter's name with dashes.
-_FLAGS = {"n_samples": "--samples", "random_state": "--seed", "id_column": "--id", "n_threads": "--threads"}
+_FLAGS = {
+    "n_samples": "--samples", "random_state": "--seed", "id_column": "--id", "n_threads": "--threads",
+    "confidence_level": "--ci", "n_resamples": "--bootstrap", "output": "--out",
+}  # fmt: skip
 
 
 def _flag(parameter: str) -> str:
@@ -147,6 +149,7 @@ PruneMode = _choices("PruneMode", "zero", "clamp")
 Ranking = _choices("Ranking", "bias", "ratio", "conditional")
 Backend = _choices("Backend", "local", "dask")
 Device = _choices("Device", *defaults.DEVICES)
+GateOn = _choices("GateOn", "value", "bound")
 
 
 # -- shared options -------------------------------------------------------------------
@@ -233,6 +236,80 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
             f"separated by commas, e.g. 64,64; got '{text if len(text) <= 80 else text[:77] + '...'}'"
         )
     return widths
+
+
+# -- the gates and intervals of an evaluation, shared by evaluate and report -------------
+def _bound_option(help_text: str) -> Any:
+    """A gate's bound on a metric in [0, 1]; none unless given."""
+    return Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help=help_text, show_default=False)]
+
+
+MaxGpaOpt = _bound_option("Fail (exit 1) if GPA is above this.")
+MaxAudcOpt = _bound_option("Fail (exit 1) if AUDC is above this.")
+MaxDpOpt = _bound_option("Fail (exit 1) if the DP difference is above this.")
+MaxEoOpt = _bound_option("Fail (exit 1) if the equalized odds difference is above this.")
+MinDpRatioOpt = _bound_option("Fail (exit 1) if the demographic parity ratio is below this (the four-fifths rule: 0.8).")
+MinEoRatioOpt = _bound_option("Fail (exit 1) if the equalized odds ratio is below this.")
+MinAucOpt = _bound_option("Fail (exit 1) if AUC is below this.")
+MinBalancedAccuracyOpt = _bound_option("Fail (exit 1) if balanced accuracy is below this.")
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """The gates evaluate and report judge an evaluation by, and the intervals they may be
+    judged on; each field is an option of both commands (see _with_options)."""
+
+    allow_degenerate: AllowDegenerateOpt = False
+    max_gpa: MaxGpaOpt = None
+    max_audc: MaxAudcOpt = None
+    max_dp: MaxDpOpt = None
+    max_eo: MaxEoOpt = None
+    min_dp_ratio: MinDpRatioOpt = None
+    min_eo_ratio: MinEoRatioOpt = None
+    min_auc: MinAucOpt = None
+    min_balanced_accuracy: MinBalancedAccuracyOpt = None
+    ci: Annotated[
+        Optional[float],
+        typer.Option(help="Add bootstrap confidence intervals at this level (e.g. 0.95) to every metric, overall and per group.", show_default=False),
+    ] = None
+    bootstrap: Annotated[
+        Optional[int],
+        typer.Option(
+            min=2, max=limits.MAX_BOOTSTRAP, show_default=False,
+            help="Resamples behind --ci, drawn within each sensitive group \\[default: 1000].",
+        ),
+    ] = None
+    gate_on: Annotated[
+        GateOn,
+        typer.Option(help="Judge the gates on each metric's value, or on the pessimistic end of its --ci interval (upper for --max-*, lower for --min-*)."),
+    ] = GateOn.value
+
+    def bounds(self) -> dict[str, Optional[float]]:
+        return {name: getattr(self, name) for name in _GATE_PARAMETERS}
+
+    def resampling(self, seed: int) -> Any:
+        """The bootstrap --ci asks for (None without it); --bootstrap and --gate-on bound need --ci."""
+        from .uncertainty import BootstrapSettings
+
+        if self.ci is None and (self.gate_on == GateOn.bound or self.bootstrap is not None):
+            option = "--gate-on bound judges on" if self.gate_on == GateOn.bound else "--bootstrap sets the resamples of"
+            raise InputError(f"{option} a confidence interval, and there is none without --ci; add --ci 0.95")
+        resamples = BootstrapSettings.n_resamples if self.bootstrap is None else self.bootstrap
+        return None if self.ci is None else BootstrapSettings(confidence_level=self.ci, n_resamples=resamples, seed=seed)
+
+    def judge(self, evaluation: Any) -> list[GateOutcome]:
+        """The gates' outcomes on an evaluation: on each metric's value, or with --gate-on
+        bound on the pessimistic end of its interval."""
+        result = evaluation.result
+        on_bound = self.gate_on == GateOn.bound
+        intervals = {"intervals": evaluation.intervals.metrics, "confidence_level": evaluation.intervals.confidence_level} if on_bound else {}
+        return check_gates(
+            result.to_dict(), _metric_gates(**self.bounds()), degenerate=result.degenerate,
+            constant_scores=result.constant_scores, allow_degenerate=self.allow_degenerate, **intervals,
+        )  # fmt: skip
+
+
+_GATE_PARAMETERS = ("max_gpa", "max_audc", "max_dp", "max_eo", "min_dp_ratio", "min_eo_ratio", "min_auc", "min_balanced_accuracy")
 
 
 # -- the options of training, shared by train and sweep-gamma ---------------------------
@@ -351,31 +428,37 @@ class TrainingOptions:
         return roles
 
 
-def _with_training_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command every TrainingOptions field as an option of its own, listed where the
-    command declares ``training: TrainingOptions``; the command receives them as that one
-    value. Written once, the options of train and sweep-gamma cannot drift apart."""
-    signature = inspect.signature(command, eval_str=True)
-    hints = typing.get_type_hints(TrainingOptions, include_extras=True)
-    shared = [
-        inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=hints[field.name])
-        for field in dataclasses.fields(TrainingOptions)
-    ]
-    parameters: list[inspect.Parameter] = []
-    for parameter in signature.parameters.values():
-        if parameter.name == "training":
-            parameters += shared
-        else:
-            parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+def _with_options(options: type, parameter: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command every field of the dataclass ``options`` as an option of its own,
+    listed where the command declares ``parameter``; the command receives them as that one
+    value. Written once, a group of options two commands share cannot drift apart."""
+    hints = typing.get_type_hints(options, include_extras=True)
+    fields = dataclasses.fields(options)
 
-    @functools.wraps(command)
-    def wrapper(**kwargs: Any) -> Any:
-        fields = {field.name: kwargs.pop(field.name) for field in dataclasses.fields(TrainingOptions) if field.name in kwargs}
-        return command(training=TrainingOptions(**fields), **kwargs)
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command, eval_str=True)
+        shared = [
+            inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=hints[field.name])
+            for field in fields
+        ]
+        parameters: list[inspect.Parameter] = []
+        for each in signature.parameters.values():
+            parameters += shared if each.name == parameter else [each.replace(kind=inspect.Parameter.KEYWORD_ONLY)]
 
-    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
-    return wrapper
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            given = {field.name: kwargs.pop(field.name) for field in fields if field.name in kwargs}
+            return command(**{parameter: options(**given)}, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return wrapper
+
+    return decorate
+
+
+_with_training_options = _with_options(TrainingOptions, "training")
+_with_gate_options = _with_options(GateOptions, "gates")
 
 
 def _read_table(path: Path, sep: str | None) -> Any:
@@ -385,13 +468,34 @@ def _read_table(path: Path, sep: str | None) -> Any:
     frame = read_table(path, sep=sep)
     note = frame.attrs.pop("delimiter_note", None)
     if note:
-        report.info(err, note)
+        report.info(err, worded(note, _flag))
     return frame
 
 
 def _plain_options(options: dict[str, Any]) -> dict[str, Any]:
     """Command options as JSON-ready values for meta.json and sweep.json."""
     return {k: (v.value if isinstance(v, enum.Enum) else str(v) if isinstance(v, Path) else v) for k, v in options.items()}
+
+
+# Every gate option of evaluate (and the bounds train searches gamma for): its metric and
+# which side of the bound passes.
+_GATE_METRICS = {
+    "--max-gpa": ("gpa", "max"),
+    "--max-audc": ("audc", "max"),
+    "--max-dp": ("dp_difference", "max"),
+    "--max-eo": ("eo_difference", "max"),
+    "--min-dp-ratio": ("dp_ratio", "min"),
+    "--min-eo-ratio": ("eo_ratio", "min"),
+    "--min-auc": ("auc", "min"),
+    "--min-balanced-accuracy": ("balanced_accuracy", "min"),
+}
+
+
+def _metric_gates(**bounds: float | None) -> list[Gate]:
+    """Gates for the bounds given, keyed by parameter name (``max_dp=0.1`` is --max-dp)."""
+    return gates_from_options(
+        {flag: (*_GATE_METRICS[flag], bounds[flag[2:].replace("-", "_")]) for flag in _GATE_METRICS if flag[2:].replace("-", "_") in bounds}
+    )
 
 
 def _warn_dropped(rows: int) -> None:
@@ -433,8 +537,29 @@ def _conclude(
 def train(
     data: DataArg,
     sensitive: SensitiveOpt,
+    gamma: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0, max=1.0, show_default=False,
+            help=f"Weight of I(T;S) in the loss; 0 ignores fairness \\[default: {defaults.GAMMA:g}, or searched to meet the "
+            "bounds below].",
+        ),
+    ] = None,
+    *,
     training: TrainingOptions,
-    gamma: GammaOpt = defaults.GAMMA,
+    max_dp: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Search gamma: at most this DP difference on inner folds.", show_default=False)] = None,
+    max_eo: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Search gamma: at most this equalized odds difference.", show_default=False)] = None,
+    min_dp_ratio: Annotated[
+        Optional[float], typer.Option(min=0.0, max=1.0, help="Search gamma: at least this DP ratio (0.8: the four-fifths rule).", show_default=False)
+    ] = None,
+    min_eo_ratio: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Search gamma: at least this equalized odds ratio.", show_default=False)] = None,
+    max_gpa: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Search gamma: at most this GPA.", show_default=False)] = None,
+    max_audc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Search gamma: at most this AUDC.", show_default=False)] = None,
+    search_gammas: Annotated[
+        Optional[str], typer.Option(help="Gammas the search tries \\[default: 0, 0.1, ..., 1].", show_default=False)
+    ] = None,
+    search_folds: Annotated[int, typer.Option(min=2, max=limits.MAX_FOLDS, help="Inner folds of the training rows the search validates on.")] = 3,
+    n_jobs: Annotated[int, typer.Option(min=1, max=limits.MAX_N_JOBS, help="Search runs trained at once, each on one thread.")] = 1,
     threads: ThreadsOpt = None,
     test_size: Annotated[
         Optional[float],
@@ -460,21 +585,30 @@ def train(
       sqnn train adult.csv.gz -t income -s sex --gamma 0.5 --test-size 0.3 --out adult-model/
 
       sqnn train sample_data/compas.csv -s race --method joint --gamma 0.5
+
+      sqnn train sample_data/adult.csv.gz -t income -s sex --max-dp 0.05 --test-size 0.3 --n-jobs 2
     """
+    bounds = {"max_dp": max_dp, "max_eo": max_eo, "min_dp_ratio": min_dp_ratio, "min_eo_ratio": min_eo_ratio, "max_gpa": max_gpa, "max_audc": max_audc}
     options = _plain_options(
-        {"sensitive": sensitive, **dataclasses.asdict(training), "gamma": gamma, "threads": threads, "test_size": test_size,
-         "threshold": threshold, "min_group_size": min_group_size, "sep": sep}
+        {"sensitive": sensitive, **dataclasses.asdict(training), "gamma": gamma, **bounds, "search_gammas": search_gammas,
+         "search_folds": search_folds, "threads": threads, "test_size": test_size, "threshold": threshold,
+         "min_group_size": min_group_size, "sep": sep}
     )  # fmt: skip
     from . import pipeline
     from .bundle import check_writable, default_bundle_path, save_bundle
 
-    estimator = training.estimator(gamma)
+    search = _gamma_search(gamma, _metric_gates(**bounds), search_gammas, search_folds, n_jobs)
+    estimator = training.estimator(defaults.GAMMA if gamma is None else gamma)
     bundle_dir = out if out is not None else default_bundle_path(data)
     check_writable(bundle_dir, overwrite=overwrite, inputs=(data,))
     frame = _read_table(data, sep)
     roles = training.roles(frame, sensitive)
     if out is None:
         report.info(err, f"the model will be written to {bundle_dir}/ (choose with --out)")
+    choice = None
+    if search is not None:
+        choice = _searched_gamma(frame, roles, estimator, search, training, test_size, threshold, min_group_size, json_output)
+        estimator.set_params(gamma=choice.gamma)
 
     with report.training_progress(err, training.epochs) as on_epoch:
         outcome = pipeline.train(
@@ -488,7 +622,10 @@ def train(
             min_group_size=min_group_size,
             epoch_callback=on_epoch,
         )
-    saved = save_bundle(bundle_dir, outcome.model, meta=pipeline.training_meta(outcome, data_path=data, options=options), overwrite=overwrite)
+    meta = pipeline.training_meta(outcome, data_path=data, options=options)
+    if choice is not None:
+        meta["gamma_search"] = choice.to_dict()
+    saved = save_bundle(bundle_dir, outcome.model, meta=meta, overwrite=overwrite)
 
     _warn_dropped(outcome.rows_dropped)
     rule, last = estimator.threshold_rule_, estimator.history_[-1]
@@ -505,18 +642,79 @@ def train(
             report.render_evaluation(err, outcome.test.result, title=f"held-out split ({test_size:g})")
             report.info(err, report.threshold_note(outcome.test, rule=rule))
     if not json_output:
-        report.info(
-            err,
-            f"next: sqnn evaluate {saved}/ TEST.csv (metrics and gates on rows the model never saw; "
-            f"`sqnn split` makes TEST.csv), then sqnn audit-representation {saved}/ TEST.csv",
-        )
+        report.info(err, _next_step(saved, data, held_out=outcome.test is not None))
     if json_output:
-        typer.echo(report.to_json({"model": str(saved), **outcome.to_dict()}))
+        searched = {"gamma_search": choice.to_dict()} if choice is not None else {}
+        typer.echo(report.to_json({"model": str(saved), **outcome.to_dict(), **searched}))
+
+
+def _next_step(model: Path, data: Path, *, held_out: bool) -> str:
+    """What to run after train: scoring needs rows the model never saw, so without a
+    held-out split that means splitting before training, not after."""
+    bundle = shlex.quote(f"{model}/")
+    if held_out:
+        return f"next: sqnn evaluate {bundle} NEW.csv scores other rows; sqnn audit-representation {bundle} NEW.csv audits the code"
+    return (
+        f"next: every row of {shlex.quote(str(data))} trained this model, so score it on other rows: split first "
+        f"(sqnn split {shlex.quote(str(data))} --train train.csv --test test.csv), train on train.csv, then "
+        "sqnn evaluate MODEL/ test.csv; or train with --test-size 0.3"
+    )
+
+
+def _gamma_search(gamma: float | None, bounds: list[Gate], gammas: str | None, folds: int, n_jobs: int) -> Any:
+    """What train searches gamma for, or None when it trains the gamma given (or the default)."""
+    from .pipeline import GammaSearch
+    from .sweep import gamma_grid
+
+    if not bounds:
+        if gammas is not None:
+            raise InputError("--search-gammas lists the gammas a search tries; give a bound to search for, e.g. --max-dp 0.05")
+        return None
+    if gamma is not None:
+        raise InputError(
+            f"--gamma and {bounds[0].option} do not go together: {bounds[0].option} on train searches the gamma that meets it; "
+            "to judge a model trained at --gamma, pass the bound to `sqnn evaluate`"
+        )
+    try:
+        grid = gamma_grid(_parse_floats(gammas, "--search-gammas"), 2) if gammas is not None else GammaSearch.gammas
+    except ParameterError as exc:
+        raise InputError(exc.worded(lambda name: "--search-gammas" if name == "gammas" else _flag(name))) from None
+    return GammaSearch(constraints=tuple(bounds), gammas=tuple(grid), folds=folds, n_jobs=n_jobs)
+
+
+def _searched_gamma(frame, roles, estimator, search, training, test_size, threshold, min_group_size, json_output) -> Any:
+    """Run the search with progress, show its validation table, and stop with exit 1 (no
+    model written) when no gamma meets every bound."""
+    from . import pipeline
+
+    bounds = ", ".join(f"{gate.option} {gate.bound:g}" for gate in search.constraints)
+    report.info(err, f"searching gamma for {bounds}: {len(search.gammas)} gammas x {search.folds} inner folds of the training rows")
+    with report.task_progress(err) as progress:
+        choice = pipeline.search_gamma(
+            frame, roles, estimator, search, test_size=test_size, drop_missing=training.drop_missing,
+            inf_as_missing=training.inf_as_missing, threshold=threshold, min_group_size=min_group_size,
+            on_progress=lambda done, total: progress("search", done, total),
+        )  # fmt: skip
+    if not json_output:
+        report.render_gamma_search(err, choice)
+    if choice.gamma is None:
+        closest = (
+            f"; the closest is gamma {choice.closest:g} (see the table)" if choice.closest is not None
+            else "; no gamma's model ranked better than chance without a fold in one class (train longer: --epochs)"
+        )
+        message = f"no gamma meets {bounds} on the inner folds{closest}; no model was written"
+        report.error(err, message)
+        if json_output:
+            typer.echo(report.to_json({"error": message, "exit_code": EXIT_GATE, "gamma_search": choice.to_dict()}))
+        raise typer.Exit(EXIT_GATE)
+    report.info(err, f"gamma {choice.gamma:g}: the largest inner-fold AUC among the gammas that meet {bounds}")
+    return choice
 
 
 # -- evaluate -------------------------------------------------------------------------
 @app.command()
 @_command
+@_with_gate_options
 def evaluate(
     model: ModelArg,
     data: DataArg,
@@ -527,15 +725,9 @@ def evaluate(
     min_group_size: MinGroupOpt = 30,
     drop_missing: DropMissingOpt = False,
     inf_as_missing: InfAsMissingOpt = False,
-    allow_degenerate: AllowDegenerateOpt = False,
-    max_gpa: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if GPA is above this.", show_default=False)] = None,
-    max_audc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if AUDC is above this.", show_default=False)] = None,
-    max_dp: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the DP difference is above this.", show_default=False)] = None,
-    max_eo: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the equalized odds difference is above this.", show_default=False)] = None,
-    min_auc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if AUC is below this.", show_default=False)] = None,
-    min_balanced_accuracy: Annotated[
-        Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if balanced accuracy is below this.", show_default=False)
-    ] = None,
+    *,
+    gates: GateOptions,
+    seed: Annotated[int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds the bootstrap resamples of --ci.")] = 0,
     sep: SepOpt = None,
 ) -> None:
     """Score a labelled CSV with a trained model: accuracy, fairness and per-group metrics.
@@ -549,35 +741,22 @@ def evaluate(
       sqnn evaluate compas-model/ test.csv --json --max-gpa 0.1 --min-auc 0.7
 
       sqnn evaluate compas-model/ test.csv --max-dp 0.1 --min-balanced-accuracy 0.6 --threshold 0.4
+
+      sqnn evaluate compas-model/ test.csv --min-dp-ratio 0.8
+
+      sqnn evaluate compas-model/ test.csv --ci 0.95 --max-dp 0.1 --gate-on bound
     """
     from . import pipeline
     from .bundle import load_bundle
 
+    resampling = gates.resampling(seed)
     fitted = load_bundle(model).model
     evaluation = pipeline.evaluate(
-        fitted,
-        _read_table(data, sep),
-        threshold=threshold,
-        n_samples=samples,
-        min_group_size=min_group_size,
-        drop_missing=drop_missing,
-        inf_as_missing=inf_as_missing,
-    )
-    result = evaluation.result
-    gates = gates_from_options(
-        {
-            "--max-gpa": ("gpa", "max", max_gpa),
-            "--max-audc": ("audc", "max", max_audc),
-            "--max-dp": ("dp_difference", "max", max_dp),
-            "--max-eo": ("eo_difference", "max", max_eo),
-            "--min-auc": ("auc", "min", min_auc),
-            "--min-balanced-accuracy": ("balanced_accuracy", "min", min_balanced_accuracy),
-        }
-    )
-    outcomes = check_gates(
-        result.to_dict(), gates, degenerate=result.degenerate, constant_scores=result.constant_scores,
-        allow_degenerate=allow_degenerate,
+        fitted, _read_table(data, sep), threshold=threshold, n_samples=samples, min_group_size=min_group_size,
+        drop_missing=drop_missing, inf_as_missing=inf_as_missing, bootstrap=resampling,
     )  # fmt: skip
+    result = evaluation.result
+    outcomes = gates.judge(evaluation)
 
     for note in report.evaluation_warnings(evaluation, min_group_size):
         report.warn(err, note)
@@ -585,7 +764,9 @@ def evaluate(
         evaluation.to_dict(),
         outcomes,
         json_output=json_output,
-        render=lambda: report.render_evaluation(err, result, title=f"{data.name} scored by {model.name or model}"),
+        render=lambda: report.render_evaluation(
+            err, result, title=f"{data.name} scored by {model.name or model}", intervals=evaluation.intervals
+        ),
         notes=[report.threshold_note(evaluation, rule=fitted.estimator.threshold_rule_)],
     )
 
@@ -936,6 +1117,123 @@ def split(
     write_table(train_rows, train_out, overwrite=overwrite, inputs=(data,))
     write_table(test_rows, test_out, overwrite=overwrite, inputs=(data,))
     report.info(err, f"wrote {len(train_rows)} training rows to {train_out} and {len(test_rows)} held-out rows to {test_out}")
+
+
+# -- report ---------------------------------------------------------------------------
+ReportFormat = _choices("ReportFormat", "html", "md")
+_STDOUT = Path("-")
+_REPORT_SUFFIXES = {"html": (".html", ".htm"), "md": (".md", ".markdown")}
+
+
+@app.command("report")
+@_command
+@_with_gate_options
+def report_document(
+    model: ModelArg,
+    data: DataArg,
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="File to write the report to, or - for stdout \\[default: report.html, or report.md with --format md; none when only --markdown is given].", show_default=False),
+    ] = None,
+    output_format: Annotated[
+        ReportFormat, typer.Option("--format", help="What --out holds: html (one self-contained page, plots embedded) or md (GitHub Markdown).")
+    ] = ReportFormat("html"),
+    markdown: Annotated[
+        Optional[Path],
+        typer.Option("--markdown", help="Also write the Markdown variant to this file, or - for stdout (for a CI step summary).", show_default=False),
+    ] = None,
+    sweep: Annotated[
+        Optional[Path], typer.Option("--sweep", help="Sweep directory (sqnn sweep-gamma --out) whose trade-off curve to include.", show_default=False)
+    ] = None,
+    audit: Annotated[bool, typer.Option("--audit", help="Also audit the representation (random forests, I(T;S)) as audit-representation does.")] = False,
+    trees: Annotated[int, typer.Option(min=1, max=limits.MAX_TREES, help="Trees per random forest with --audit (the paper used 1000).")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds the bootstrap resamples of --ci and the audit's split, forests and estimates.")] = 0,
+    threshold: ThresholdOpt = None,
+    samples: SamplesOpt = None,
+    threads: ThreadsOpt = None,
+    min_group_size: MinGroupOpt = 30,
+    drop_missing: DropMissingOpt = False,
+    inf_as_missing: InfAsMissingOpt = False,
+    *,
+    gates: GateOptions,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing report files.")] = False,
+    sep: SepOpt = None,
+) -> None:
+    """Write a report to hand on: one self-contained HTML file (plots embedded, nothing fetched), or GitHub Markdown for a CI step summary.
+
+    It holds the data and column roles, the model's options, every metric and the per-group table with the gates given (evaluate's options, same rules: exit 1 when one is breached, after the report is written), the representation audit with --audit, the trade-off curve of a sweep with --sweep, and what the figures do not show.
+
+    [bold]Examples[/]
+
+      sqnn report compas-model/ test.csv --out report.html
+
+      sqnn report compas-model/ test.csv --sweep sweep/ --audit --trees 200 --ci 0.95 --min-dp-ratio 0.8 --out report.html
+
+      sqnn report compas-model/ test.csv --format md --out - >> "$GITHUB_STEP_SUMMARY"
+    """
+    from . import document, pipeline
+    from .bundle import load_bundle
+    from .data import file_sha256
+    from .files import check_output_file
+
+    resampling = gates.resampling(seed)
+    targets = _report_targets(out, output_format.value, markdown)
+    protected = _report_inputs(model, data, sweep)
+    for path, _ in targets:
+        if path != _STDOUT:
+            check_output_file(path, overwrite=overwrite, inputs=protected)
+    swept = document.read_sweep(sweep) if sweep is not None else None
+    bundle = load_bundle(model)
+    frame = _read_table(data, sep)
+    evaluation = pipeline.evaluate(
+        bundle.model, frame, threshold=threshold, n_samples=samples, min_group_size=min_group_size,
+        drop_missing=drop_missing, inf_as_missing=inf_as_missing, bootstrap=resampling,
+    )  # fmt: skip
+    outcomes = gates.judge(evaluation)
+    audited = None
+    if audit:
+        with report.task_progress(err) as progress:
+            audited = pipeline.audit(
+                bundle.model, frame, settings=pipeline.AuditSettings(trees=trees, seed=seed), drop_missing=drop_missing,
+                inf_as_missing=inf_as_missing, progress=progress,
+            )  # fmt: skip
+    for note in report.evaluation_warnings(evaluation, min_group_size):
+        report.warn(err, note)
+    written = document.build_document(
+        document.ReportInputs(
+            data_name=data.name, model_name=model.name or str(model), bundle=bundle, evaluation=evaluation,
+            min_group_size=min_group_size, gates=tuple(outcomes), audit=audited, sweep=swept, data_sha256=file_sha256(data),
+        )
+    )  # fmt: skip
+    for path, fmt in targets:
+        if path == _STDOUT:
+            typer.echo(document.render(written, fmt), nl=False)
+        else:
+            saved = document.write_document(written, path, fmt, overwrite=overwrite, inputs=protected)
+            report.info(err, f"wrote the {'HTML' if fmt == 'html' else 'Markdown'} report to {saved}")
+    # The gates' lines and exit 1 come after the report is written: a failing CI step still has it.
+    _conclude({}, outcomes, json_output=False, render=lambda: None)
+
+
+def _report_targets(out: Optional[Path], fmt: str, markdown: Optional[Path]) -> list[tuple[Path, str]]:
+    """Where each form of the report goes: (path or _STDOUT, format)."""
+    if out is None and markdown is None:
+        out = Path(f"report.{fmt}")
+        report.info(err, f"the report will be written to {out} (choose with --out)")
+    if out is not None and out != _STDOUT:
+        other = next(name for name in _REPORT_SUFFIXES if name != fmt)
+        if out.suffix.lower() in _REPORT_SUFFIXES[other]:
+            raise InputError(f"--out '{out}' ends in {out.suffix} but --format is {fmt}; pass --format {other}, or name the file {out.stem}{_REPORT_SUFFIXES[fmt][0]}")
+    targets = [(path, kind) for path, kind in ((out, fmt), (markdown, "md")) if path is not None]
+    if len(targets) == 2 and os.path.abspath(targets[0][0]) == os.path.abspath(targets[1][0]):
+        raise InputError("--out and --markdown name the same file; give each its own")
+    return targets
+
+
+def _report_inputs(model: Path, data: Path, sweep: Optional[Path]) -> list[Path]:
+    """Files a report must never overwrite: the data, and everything in the bundle and the sweep directory."""
+    directories = [path for path in (model, sweep) if path is not None and path.is_dir()]
+    return [data, *(entry for directory in directories for entry in directory.iterdir())]
 
 
 def main() -> None:

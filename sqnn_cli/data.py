@@ -14,7 +14,6 @@ import hashlib
 import io
 import itertools
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import files
-from .errors import InputError
+from .errors import InputError, ParameterError, fill
 
 __all__ = [
     "ColumnRoles",
@@ -69,35 +68,35 @@ MSG_DUPLICATE_COLUMNS = "data file '{path}' repeats the column name(s) {columns}
 MSG_MISSING_COLUMN = "{what} not in the data{suggestion} (columns: {available})"
 MSG_NEEDS_PYARROW = "'{path}' is a Parquet file; reading it needs pyarrow: pip install 'sqnn[parquet]'"
 MSG_UNREADABLE_PARQUET = "cannot read '{path}' as Parquet: {reason}"
-MSG_SEP_NOT_TEXT = "--sep applies to text tables; '{path}' is a Parquet file, whose columns are stored as such"
+MSG_SEP_NOT_TEXT = "{sep} applies to text tables; '{path}' is a Parquet file, whose columns are stored as such"
 MSG_EXCEL = "'{path}' is an Excel workbook, which sqnn does not read; export the sheet as CSV and pass that file"
-MSG_BAD_SEP = "--sep expects one character (or 'tab', '\\t'), got {sep!r}"
-MSG_SEP_HINT = "; the header holds {sep_name}s: pass --sep {sep_option}"
-MSG_REPEATED_OPTION = "{option} names {columns} more than once; name each column once"
+MSG_BAD_SEP = "{sep} expects one character (or 'tab', '\\t'), got {got!r}"
+MSG_SEP_HINT = "; the header holds {sep_name}s: pass {sep} {sep_option}"
+MSG_REPEATED_OPTION = "{%s} names {columns} more than once; name each column once"
 MSG_AUTO_TARGET = (
     "; the target was chosen automatically as the last column, '{column}': "
-    "name the target with --target COLUMN"
+    "name the target with {target} COLUMN"
 )
 MSG_NOT_BINARY = (
     "target '{column}' has {count} distinct values ({values}); "
-    "pass --positive VALUE to choose the positive class"
+    "pass {positive} VALUE to choose the positive class"
 )
-MSG_POSITIVE_ABSENT = "--positive '{value}' is not a value of target '{column}' (values: {values})"
+MSG_POSITIVE_ABSENT = "{positive} '{value}' is not a value of target '{column}' (values: {values})"
 MSG_SINGLE_CLASS = "target '{column}' has a single class ({value}); a classifier needs both"
-MSG_TARGET_EMPTY = "target '{column}' is entirely empty; choose the target column with --target"
+MSG_TARGET_EMPTY = "target '{column}' is entirely empty; choose the target column with {target}"
 MSG_SINGLE_GROUP = "sensitive attribute {columns} has a single group ({group}); fairness needs at least two"
 MSG_MANY_LEVELS = (
     "sensitive column '{column}' is numeric with {count} distinct values; group it explicitly, "
-    "e.g. --sensitive-bins {column}=25,65"
+    "e.g. {sensitive_bins} {column}=25,65"
 )
 MSG_MISSING_ROWS = (
     "{count} row(s) have no value for {what} (CSV lines {lines}); "
-    "fix them or pass --drop-missing to leave them out"
+    "fix them or pass {drop_missing} to leave them out"
 )
-MSG_ALL_MISSING = "column '{column}' is entirely empty; leave it out with --drop {column}"
+MSG_ALL_MISSING = "column '{column}' is entirely empty; leave it out with {drop} {column}"
 MSG_INFINITE = (
     "column '{column}' has {count} infinite or overflowing value(s) (beyond +-1.3e154, CSV lines {lines}); "
-    "fix them or pass --inf-as-missing to treat them as missing values"
+    "fix them or pass {inf_as_missing} to treat them as missing values"
 )
 # Beyond this a number's square overflows a double, and so does any variance it enters:
 # standardising the column would either overflow or, computed carefully, crush every
@@ -105,9 +104,9 @@ MSG_INFINITE = (
 OVERFLOWING = float(np.sqrt(np.finfo(np.float64).max))
 MSG_UNKNOWN_LABELS = (
     "target '{column}' has value(s) {found} that the model was not trained on (it knows {known}, "
-    "positive class {positive!r}); recode them"
+    "positive class {positive_label!r}); recode them"
 )
-MSG_PROBLEMS = "{count} problems in the data: {problems}"
+MSG_PROBLEMS = "{count} problems in the data: "
 MSG_NO_FEATURES = "no feature columns are left after removing the target, sensitive and dropped columns"
 MSG_ROLE_CLASH = "column '{column}' cannot be both {first} and {second}"
 # The separators a table is sniffed for, in the order a tie is broken.
@@ -120,8 +119,8 @@ _EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Zip (xlsx) and OLE2 (xls) containers: what Excel writes, whatever the file is called.
 _EXCEL_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
-MSG_BAD_BINS = "--sensitive-bins expects COLUMN=EDGE,EDGE,... with numeric edges, got '{spec}'"
-MSG_BINS_NOT_SENSITIVE = "--sensitive-bins names '{column}', which is not a --sensitive column"
+MSG_BAD_BINS = "{sensitive_bins} expects COLUMN=EDGE,EDGE,... with numeric edges, got '{spec}'"
+MSG_BINS_NOT_SENSITIVE = "{sensitive_bins} names '{column}', which is not a {sensitive} column"
 
 
 @dataclass(frozen=True)
@@ -199,11 +198,11 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
         raise InputError(MSG_EMPTY.format(path=path)) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        message = MSG_UNREADABLE.format(path=path, reason=reason)
+        message = fill(MSG_UNREADABLE, path=path, reason=reason)
         sniffed = sniff_delimiter(path) if sep is not None else delimiter
         if sniffed != delimiter:
-            message += f"; it looks {_DELIMITER_NAMES[sniffed]}-separated: pass --sep {_sep_option(sniffed)}"
-        raise InputError(message) from None
+            message += fill("; it looks {name}-separated: pass {sep} {option}", name=_DELIMITER_NAMES[sniffed], option=_sep_option(sniffed))
+        raise ParameterError(message) from None
     if len(frame) == 0:
         raise InputError(MSG_EMPTY.format(path=path))
     # pandas renames a repeated header ("age", "age.1"); the user never wrote "age.1", so
@@ -215,17 +214,18 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
         raise InputError(MSG_DUPLICATE_COLUMNS.format(path=path, columns=", ".join(f"'{c}'" for c in repeated)))
     frame.columns = [str(c).strip() for c in frame.columns]
     if sep is None and delimiter != ",":
-        frame.attrs["delimiter_note"] = (
-            f"reading '{path}' as {_DELIMITER_NAMES[delimiter]}-separated (sniffed from its header; "
-            "choose with --sep)"
-        )
+        # A template (errors.worded) naming the parameter, for the caller to announce.
+        frame.attrs["delimiter_note"] = fill(
+            "reading '{path}' as {name}-separated (sniffed from its header; choose with {sep})",
+            path=path, name=_DELIMITER_NAMES[delimiter],
+        )  # fmt: skip
     return frame
 
 
 def _read_parquet(path: Path, sep: str | None) -> pd.DataFrame:
     """A Parquet file as a table: its columns, names and types as stored (no sniffing)."""
     if sep is not None:
-        raise InputError(MSG_SEP_NOT_TEXT.format(path=path))
+        raise ParameterError(MSG_SEP_NOT_TEXT, path=path)
     try:
         import pyarrow.parquet as parquet
     except ImportError:
@@ -254,10 +254,10 @@ def _read_parquet(path: Path, sep: str | None) -> pd.DataFrame:
 
 
 def parse_sep(text: str) -> str:
-    """The delimiter a ``--sep`` value means: one character, or a name for an awkward one."""
+    """The delimiter a ``sep`` value means: one character, or a name for an awkward one."""
     delimiter = _SEP_SPELLINGS.get(text.lower(), text)
     if len(delimiter) != 1 or delimiter in "\"\r\n":
-        raise InputError(MSG_BAD_SEP.format(sep=text))
+        raise ParameterError(MSG_BAD_SEP, got=text)
     return delimiter
 
 
@@ -334,7 +334,7 @@ def parse_bins(specs: Sequence[str]) -> dict[str, tuple[float, ...]]:
         except ValueError:
             edges = ()
         if not sep or not column.strip() or not edges or not all(math.isfinite(e) for e in edges):
-            raise InputError(MSG_BAD_BINS.format(spec=spec))
+            raise ParameterError(MSG_BAD_BINS, spec=spec)
         bins[column.strip()] = edges
     return bins
 
@@ -371,13 +371,13 @@ def _require_columns(frame: pd.DataFrame, columns: Iterable[str]) -> None:
         suggestion = "; did you mean " + ", ".join(f"{g} for '{c}'" for c, g in guesses.items() if g) + "?"
     else:
         suggestion = ""
-    message = MSG_MISSING_COLUMN.format(what=what, suggestion=suggestion, available=", ".join(present))
+    message = fill(MSG_MISSING_COLUMN, what=what, suggestion=suggestion, available=", ".join(present))
     if len(present) == 1:
         # One column named "a;b;c": the file was split on the wrong delimiter.
         inside = [d for d in DELIMITERS if d in present[0]]
         if inside:
-            message += MSG_SEP_HINT.format(sep_name=_DELIMITER_NAMES[inside[0]], sep_option=_sep_option(inside[0]))
-    raise InputError(message)
+            message += fill(MSG_SEP_HINT, sep_name=_DELIMITER_NAMES[inside[0]], sep_option=_sep_option(inside[0]))
+    raise ParameterError(message)
 
 
 def _close_columns(name: str, present: Sequence[str]) -> str:
@@ -395,7 +395,7 @@ def infer_positive_label(series: pd.Series, column: str, positive: str | None) -
     values = series.dropna().unique()
     labels = sorted({label_text(v) for v in values}, key=_sort_key)
     if not labels:
-        raise InputError(MSG_TARGET_EMPTY.format(column=column))
+        raise ParameterError(MSG_TARGET_EMPTY, column=column)
     if positive is not None:
         wanted = _label_of_text(positive, series)
         if wanted in labels:
@@ -404,11 +404,11 @@ def infer_positive_label(series: pd.Series, column: str, positive: str | None) -
         folded = [label for label in labels if label.lower() == wanted.lower()]
         if len(folded) == 1:
             return folded[0]
-        raise InputError(MSG_POSITIVE_ABSENT.format(value=positive, column=column, values=_format_values(labels)))
+        raise ParameterError(MSG_POSITIVE_ABSENT, value=positive, column=column, values=_format_values(labels))
     if len(labels) == 1:
         raise InputError(MSG_SINGLE_CLASS.format(column=column, value=labels[0]))
     if len(labels) != 2:
-        raise InputError(MSG_NOT_BINARY.format(column=column, count=len(labels), values=_format_values(labels)))
+        raise ParameterError(MSG_NOT_BINARY, column=column, count=len(labels), values=_format_values(labels))
     known = _KNOWN_POSITIVES.get(frozenset(label.lower() for label in labels))
     if known is not None:
         return next(label for label in labels if label.lower() == known)
@@ -446,30 +446,30 @@ def resolve_roles(
     """Assign every column a role; the target defaults to the last column."""
     target_column = target if target is not None else str(frame.columns[-1])
     # A repeated name is a slip (often of another column's name), so it is refused, not merged.
-    for option, names in (("--sensitive", sensitive), ("--drop", drop)):
+    for parameter, names in (("sensitive", sensitive), ("drop", drop)):
         repeated = [name for name in dict.fromkeys(names) if list(names).count(name) > 1]
         if repeated:
-            raise InputError(MSG_REPEATED_OPTION.format(option=option, columns=", ".join(f"'{c}'" for c in repeated)))
+            raise ParameterError(MSG_REPEATED_OPTION % parameter, columns=", ".join(f"'{c}'" for c in repeated))
     sensitive = tuple(sensitive)
     drop = tuple(drop)
     sensitive_bins = dict(sensitive_bins or {})
-    auto_note = MSG_AUTO_TARGET.format(column=target_column) if target is None else ""
+    auto_note = fill(MSG_AUTO_TARGET, column=target_column) if target is None else ""
     _require_columns(frame, (target_column, *sensitive, *drop))
     for column in sensitive:
         if column == target_column:
-            raise InputError(MSG_ROLE_CLASH.format(column=column, first="the target", second="sensitive") + auto_note)
+            raise ParameterError(fill(MSG_ROLE_CLASH, column=column, first="the target", second="sensitive") + auto_note)
         if column in drop:
             raise InputError(MSG_ROLE_CLASH.format(column=column, first="sensitive", second="dropped"))
     if target_column in drop:
-        raise InputError(MSG_ROLE_CLASH.format(column=target_column, first="the target", second="dropped") + auto_note)
+        raise ParameterError(fill(MSG_ROLE_CLASH, column=target_column, first="the target", second="dropped") + auto_note)
     for column in sensitive_bins:
         if column not in sensitive:
-            raise InputError(MSG_BINS_NOT_SENSITIVE.format(column=column))
+            raise ParameterError(MSG_BINS_NOT_SENSITIVE, column=column)
     for column in sensitive:
         series = frame[column]
         is_number = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
         if is_number and column not in sensitive_bins and series.nunique() > MAX_SENSITIVE_LEVELS:
-            raise InputError(MSG_MANY_LEVELS.format(column=column, count=series.nunique()))
+            raise ParameterError(MSG_MANY_LEVELS, column=column, count=series.nunique())
     excluded = {target_column, *drop} | (set() if sensitive_as_feature else set(sensitive))
     features = tuple(str(c) for c in frame.columns if c not in excluded)
     if not features:
@@ -559,7 +559,7 @@ def prepare(
         raise InputError("no rows are left after leaving out rows with missing values")
     for column in roles.features if for_training else ():
         if kept[column].isna().all():
-            raise InputError(MSG_ALL_MISSING.format(column=column))
+            raise ParameterError(MSG_ALL_MISSING, column=column)
     return PreparedData(
         features=kept,
         y=None if labels is None else _target_array(labels.loc[keep], roles, for_training=for_training),
@@ -585,7 +585,7 @@ def _missing_rows(
     for what, mask in checks:
         if mask.any() and not drop_missing:
             positions = np.flatnonzero(mask.to_numpy())
-            problems.append(MSG_MISSING_ROWS.format(count=len(positions), what=what, lines=csv_line_numbers(positions)))
+            problems.append(fill(MSG_MISSING_ROWS, count=len(positions), what=what, lines=csv_line_numbers(positions)))
         missing |= mask
     return problems, missing
 
@@ -601,16 +601,18 @@ def _finite_features(features: pd.DataFrame, problems: list[str], *, inf_as_miss
     elif infinite:
         for column, mask in infinite.items():
             positions = np.flatnonzero(mask)
-            problems.append(MSG_INFINITE.format(column=column, count=len(positions), lines=csv_line_numbers(positions)))
+            problems.append(fill(MSG_INFINITE, column=column, count=len(positions), lines=csv_line_numbers(positions)))
     return features
 
 
 def _refuse_problems(problems: list[str]) -> None:
-    """All of the table's problems in one refusal, so the file is fixed once."""
+    """All of the table's problems in one refusal, so the file is fixed once; each problem
+    is a template (errors.fill) whose parameter fields the refusal words."""
     if len(problems) == 1:
-        raise InputError(problems[0])
+        raise ParameterError(problems[0])
     if problems:
-        raise InputError(MSG_PROBLEMS.format(count=len(problems), problems="; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))))
+        listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
+        raise ParameterError(fill(MSG_PROBLEMS, count=len(problems)) + listed)
 
 
 def _target_array(labels: pd.Series, roles: ColumnRoles, *, for_training: bool) -> np.ndarray:
@@ -663,8 +665,9 @@ def _known_labels(labels: pd.Series, roles: ColumnRoles) -> tuple[pd.Series, str
         others = sorted({label for label in present if label != roles.positive_label}, key=_sort_key)
         if len(others) <= 1:
             return labels, None
-        return labels, MSG_UNKNOWN_LABELS.format(
-            column=roles.target, found=_format_values(others), known="two labels", positive=roles.positive_label
+        return labels, fill(
+            MSG_UNKNOWN_LABELS,
+            column=roles.target, found=_format_values(others), known="two labels", positive_label=roles.positive_label
         )
     folded: dict[str, list[str]] = {}
     for label in known:
@@ -679,11 +682,12 @@ def _known_labels(labels: pd.Series, roles: ColumnRoles) -> tuple[pd.Series, str
         else:
             unknown.append(label)
     if unknown:
-        return labels, MSG_UNKNOWN_LABELS.format(
+        return labels, fill(
+            MSG_UNKNOWN_LABELS,
             column=roles.target,
             found=_format_values(sorted(unknown, key=_sort_key)),
             known=_format_values(known),
-            positive=roles.positive_label,
+            positive_label=roles.positive_label,
         )
     return (labels.replace(renames) if renames else labels), None
 
@@ -695,13 +699,7 @@ def check_table_output(path: str | Path, *, overwrite: bool = False, inputs: Ite
     path = Path(path)
     if not path.name.endswith((".csv", ".csv.gz")):
         raise InputError(f"output file '{path}' must end in .csv or .csv.gz, the formats sqnn writes")
-    files.check_not_an_input(path, inputs)
-    files.check_output_location(path)
-    if path.is_dir():
-        raise InputError(f"output path '{path}' is a directory")
-    if os.path.lexists(path) and not overwrite:
-        raise InputError(f"output file '{path}' already exists; pass --overwrite to replace it")
-    return path
+    return files.check_output_file(path, overwrite=overwrite, inputs=inputs)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["InputError", "BundleError", "ParameterError", "TrainingDivergedError"]
+__all__ = ["InputError", "BundleError", "ParameterError", "TrainingDivergedError", "fill", "worded"]
 
 
 class InputError(ValueError):
@@ -27,7 +27,37 @@ class ParameterError(InputError):
 
     def worded(self, name: Callable[[str], str]) -> str:
         """The message with every parameter field replaced by ``name(field)``."""
-        return self.template.format_map(_Fields(self.values, name))
+        return worded(self.template, name, **self.values)
+
+
+def worded(template: str, name: Callable[[str], str] = str, **values: Any) -> str:
+    """``template`` (ParameterError's form) with ``values`` filled in and every other field,
+    a parameter, written as ``name(field)``: for notes that name parameters as errors do."""
+    return template.format_map(_Fields(values, name))
+
+
+def fill(template: str, **values: Any) -> str:
+    """``template`` with ``values`` filled in and every other field kept, so that pieces of
+    one message can be joined before a ParameterError words its parameters; braces in the
+    values are escaped, so a column named ``{x}`` is never taken for a field."""
+    escaped = {key: _Escaped(value) for key, value in values.items()}
+    return template.format_map(_Fields(escaped, lambda name: "{" + name + "}"))
+
+
+class _Escaped:
+    """A value whose text, once formatted, has its braces doubled."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec).replace("{", "{{").replace("}", "}}")
+
+    def __repr__(self) -> str:
+        return repr(self.value).replace("{", "{{").replace("}", "}}")
+
+    def __str__(self) -> str:
+        return str(self.value).replace("{", "{{").replace("}", "}}")
 
 
 class _Fields(dict):

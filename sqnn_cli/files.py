@@ -21,12 +21,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .errors import InputError
+from .errors import InputError, ParameterError
 
 __all__ = [
     "check_output_directory",
     "check_output_location",
     "check_not_an_input",
+    "check_output_file",
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -89,6 +90,20 @@ def check_output_directory(path: str | Path) -> None:
         raise InputError(MSG_NOT_A_DIRECTORY.format(path=_shown(path)))
     else:
         check_output_location(path)
+
+
+def check_output_file(path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
+    """Refuse, before any work is done, an output file that writing would have to refuse: one
+    of the command's ``inputs``, an unwritable place, a directory, an existing file without
+    ``overwrite``."""
+    path = Path(path)
+    check_not_an_input(path, inputs)
+    check_output_location(path)
+    if path.is_dir():
+        raise InputError(f"output path '{path}' is a directory")
+    if os.path.lexists(path) and not overwrite:
+        raise ParameterError("output file '{path}' already exists; pass {overwrite} to replace it", path=path)
+    return path
 
 
 def check_not_an_input(path: str | Path, inputs: Iterable[str | Path]) -> None:

@@ -31,8 +31,10 @@ __all__ = [
     "balanced_accuracy_threshold",
     "cross_group_pairwise_accuracy",
     "demographic_parity_difference",
+    "demographic_parity_ratio",
     "discrimination_curve",
     "equalized_odds_difference",
+    "equalized_odds_ratio",
     "evaluate_scores",
     "group_pairwise_accuracy_difference",
 ]
@@ -50,6 +52,9 @@ MSG_SCORES_OUT_OF_RANGE = "y_score must lie in [0, 1]"
 MSG_N_THRESHOLDS = "n_thresholds must be an integer >= 2"
 MSG_MIN_GROUP_SIZE = "min_group_size must be a non-negative integer"
 
+# Thresholds of the discrimination curve whose area evaluate_scores reports as AUDC.
+EVALUATION_AUDC_THRESHOLDS = 100
+
 
 # ---------------------------------------------------------------------------
 # Result objects
@@ -66,6 +71,9 @@ class GroupMetrics:
     selection_rate: float
     tpr: float
     fpr: float
+    fnr: float
+    ppv: float
+    """Precision: the share of the group's predicted positives that are positive."""
     auc: float
 
 
@@ -80,6 +88,10 @@ class EvaluationResult:
     audc: float
     dp_difference: float
     eo_difference: float
+    dp_ratio: float
+    """Smallest over largest selection rate: the four-fifths rule asks for at least 0.8."""
+    eo_ratio: float
+    """The smaller of the TPR and FPR ratios (smallest over largest over groups)."""
     d_gpa: float
     d_audc: float
     n: int
@@ -202,9 +214,17 @@ def _discrimination(
     return rates.max(axis=0) - rates.min(axis=0)
 
 
-def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+# The helpers named "..._over_last_axis" hold a rule once for both callers: the metrics of
+# one table (1-D input) and the bootstrap (uncertainty.py), which has a row per resample.
+
+
+def _trapezoid_over_last_axis(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     # Written out because np.trapz/np.trapezoid changed name across numpy versions.
-    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2)
+    return np.sum((y[..., 1:] + y[..., :-1]) * np.diff(x), axis=-1) / 2
+
+
+def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
+    return float(_trapezoid_over_last_axis(y, x))
 
 
 def _audc(y_score: np.ndarray, codes: np.ndarray, n_groups: int, n_thresholds: int) -> float:
@@ -212,33 +232,65 @@ def _audc(y_score: np.ndarray, codes: np.ndarray, n_groups: int, n_thresholds: i
     return _trapezoid(_discrimination(y_score, codes, n_groups, thresholds), thresholds)
 
 
+def _spread_over_last_axis(values: np.ndarray) -> np.ndarray:
+    return values.max(axis=-1) - values.min(axis=-1)
+
+
 def _spread(values: np.ndarray) -> float:
-    return float(values.max() - values.min())
+    return float(_spread_over_last_axis(values))
+
+
+def _ratio_over_last_axis(values: np.ndarray) -> np.ndarray:
+    """Smallest over largest, as fairlearn's ``ratio()``: 0/0 (every rate 0) is NaN."""
+    largest = values.max(axis=-1)
+    return np.divide(values.min(axis=-1), largest, out=np.full(largest.shape, math.nan), where=largest != 0)
+
+
+def _ratio(values: np.ndarray) -> float:
+    return float(_ratio_over_last_axis(values))
+
+
+def _worst_ratio(tpr_ratio, fpr_ratio):
+    """fairlearn's worst case is Python's min over (TPR ratio, FPR ratio), in that order: a
+    NaN TPR ratio (no group has a true positive) makes it NaN, a NaN FPR ratio does not.
+    Element-wise on arrays."""
+    return np.where(fpr_ratio < tpr_ratio, fpr_ratio, tpr_ratio)
+
+
+def _selection_rates(y_pred: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    counts = np.bincount(codes, minlength=n_groups)
+    return np.bincount(codes, weights=y_pred, minlength=n_groups) / counts
+
+
+def _rates_given(y_true: np.ndarray, y_pred: np.ndarray, codes: np.ndarray, n_groups: int, label: int) -> np.ndarray:
+    """Per group, P(predicted 1 | y = label): the TPR for label 1, the FPR for label 0."""
+    mask = y_true == label
+    total = np.bincount(codes[mask], minlength=n_groups)
+    hits = np.bincount(codes[mask], weights=y_pred[mask], minlength=n_groups)
+    # fairlearn (via sklearn's normalised confusion matrix) counts a rate with an empty
+    # denominator as 0, and these metrics promise fairlearn's numbers.
+    return np.divide(hits, total, out=np.zeros(n_groups), where=total > 0)
 
 
 def _dp_difference(y_pred: np.ndarray, codes: np.ndarray, n_groups: int) -> float:
+    return _spread(_selection_rates(y_pred, codes, n_groups)) if n_groups >= 2 else math.nan
+
+
+def _dp_ratio(y_pred: np.ndarray, codes: np.ndarray, n_groups: int) -> float:
+    return _ratio(_selection_rates(y_pred, codes, n_groups)) if n_groups >= 2 else math.nan
+
+
+def _eo_difference(y_true: np.ndarray, y_pred: np.ndarray, codes: np.ndarray, n_groups: int) -> float:
     if n_groups < 2:
         return math.nan
-    counts = np.bincount(codes, minlength=n_groups)
-    selected = np.bincount(codes, weights=y_pred, minlength=n_groups)
-    return _spread(selected / counts)
+    return max(_spread(_rates_given(y_true, y_pred, codes, n_groups, label)) for label in (1, 0))
 
 
-def _eo_difference(
-    y_true: np.ndarray, y_pred: np.ndarray, codes: np.ndarray, n_groups: int
-) -> float:
+def _eo_ratio(y_true: np.ndarray, y_pred: np.ndarray, codes: np.ndarray, n_groups: int) -> float:
     if n_groups < 2:
         return math.nan
-
-    def rate_given(label: int) -> np.ndarray:
-        mask = y_true == label
-        total = np.bincount(codes[mask], minlength=n_groups)
-        hits = np.bincount(codes[mask], weights=y_pred[mask], minlength=n_groups)
-        # fairlearn (via sklearn's normalised confusion matrix) counts a rate with an
-        # empty denominator as 0, and this function promises fairlearn's number.
-        return np.divide(hits, total, out=np.zeros(n_groups), where=total > 0)
-
-    return max(_spread(rate_given(1)), _spread(rate_given(0)))
+    tpr_ratio, fpr_ratio = (_ratio(_rates_given(y_true, y_pred, codes, n_groups, label)) for label in (1, 0))
+    return float(_worst_ratio(tpr_ratio, fpr_ratio))
 
 
 def _safe_auc(y_true: np.ndarray, y_score: np.ndarray) -> float:
@@ -303,16 +355,29 @@ def discrimination_curve(
     return thresholds, _discrimination(y_score, codes, groups.size, thresholds)
 
 
-def area_under_discrimination_curve(y_score, *, sensitive_features, n_thresholds=100) -> float:
+def area_under_discrimination_curve(y_true, y_score, *, sensitive_features, n_thresholds=100) -> float:
     """AUDC: trapezoid-rule area under :func:`discrimination_curve`.
 
     This follows the paper's text (equispaced thresholds in [0, 1]); the authors'
-    code integrated over ROC thresholds instead.
+    code integrated over ROC thresholds instead. ``y_true`` is validated but, like the
+    labels in fairlearn's demographic parity, does not enter the value: the signature is
+    fairlearn's ``(y_true, y_score, *, sensitive_features)``.
     """
+    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
+    _check_lengths(y_true, _as_1d(y_score))
     thresholds, disc = discrimination_curve(
         y_score, sensitive_features=sensitive_features, n_thresholds=n_thresholds
     )
     return _trapezoid(disc, thresholds)
+
+
+def _predictions(y_true, y_pred, sensitive_features) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Validated 0/1 labels and predictions, each row's group code, and the group count."""
+    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
+    y_pred = _as_binary(y_pred, MSG_Y_PRED_NOT_BINARY)
+    groups, codes = _encode_groups(sensitive_features)
+    _check_lengths(y_true, y_pred, codes)
+    return y_true, y_pred, codes, groups.size
 
 
 def demographic_parity_difference(y_true, y_pred, *, sensitive_features) -> float:
@@ -322,11 +387,28 @@ def demographic_parity_difference(y_true, y_pred, *, sensitive_features) -> floa
     with two or more groups; with one group fairlearn reports 0, this reports NaN.
     ``y_true`` is validated but, as in fairlearn, does not enter the value.
     """
-    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
-    y_pred = _as_binary(y_pred, MSG_Y_PRED_NOT_BINARY)
-    groups, codes = _encode_groups(sensitive_features)
-    _check_lengths(y_true, y_pred, codes)
-    return _dp_difference(y_pred, codes, groups.size)
+    y_true, y_pred, codes, n_groups = _predictions(y_true, y_pred, sensitive_features)
+    return _dp_difference(y_pred, codes, n_groups)
+
+
+def demographic_parity_ratio(y_true, y_pred, *, sensitive_features) -> float:
+    """Smallest over largest selection rate over groups (the four-fifths rule asks >= 0.8).
+
+    Equals ``fairlearn.metrics.demographic_parity_ratio`` (between_groups) with two or
+    more groups, NaN where every group's rate is 0 as there; with one group: NaN.
+    """
+    y_true, y_pred, codes, n_groups = _predictions(y_true, y_pred, sensitive_features)
+    return _dp_ratio(y_pred, codes, n_groups)
+
+
+def equalized_odds_ratio(y_true, y_pred, *, sensitive_features) -> float:
+    """The smaller of the TPR ratio and the FPR ratio (smallest over largest over groups).
+
+    Equals fairlearn's default ``equalized_odds_ratio`` (between_groups, worst_case),
+    its zero and NaN conventions included; with one group: NaN.
+    """
+    y_true, y_pred, codes, n_groups = _predictions(y_true, y_pred, sensitive_features)
+    return _eo_ratio(y_true, y_pred, codes, n_groups)
 
 
 def equalized_odds_difference(y_true, y_pred, *, sensitive_features) -> float:
@@ -336,11 +418,8 @@ def equalized_odds_difference(y_true, y_pred, *, sensitive_features) -> float:
     worst_case) with two or more groups, including its convention that a group
     without positives (negatives) has TPR (FPR) 0. With one group: NaN, not 0.
     """
-    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
-    y_pred = _as_binary(y_pred, MSG_Y_PRED_NOT_BINARY)
-    groups, codes = _encode_groups(sensitive_features)
-    _check_lengths(y_true, y_pred, codes)
-    return _eo_difference(y_true, y_pred, codes, groups.size)
+    y_true, y_pred, codes, n_groups = _predictions(y_true, y_pred, sensitive_features)
+    return _eo_difference(y_true, y_pred, codes, n_groups)
 
 
 def _group_metrics(
@@ -355,6 +434,8 @@ def _group_metrics(
         selection_rate=float(selected.mean()),
         tpr=_rate(selected, positive),
         fpr=_rate(selected, ~positive),
+        fnr=_rate(~selected, positive),
+        ppv=_rate(positive, selected),
         auc=_safe_auc(y_true, y_score),
     )
 
@@ -445,7 +526,7 @@ def evaluate_scores(
 
     auc = _safe_auc(y_true, y_score)
     gpa = _gpa(kept_true, kept_score, kept_codes, n_kept)
-    audc = _audc(kept_score, kept_codes, n_kept, n_thresholds=100)
+    audc = _audc(kept_score, kept_codes, n_kept, n_thresholds=EVALUATION_AUDC_THRESHOLDS)
     return EvaluationResult(
         auc=auc,
         accuracy=float((y_pred == y_true).mean()),
@@ -454,6 +535,8 @@ def evaluate_scores(
         audc=audc,
         dp_difference=_dp_difference(kept_pred, kept_codes, n_kept),
         eo_difference=_eo_difference(kept_true, kept_pred, kept_codes, n_kept),
+        dp_ratio=_dp_ratio(kept_pred, kept_codes, n_kept),
+        eo_ratio=_eo_ratio(kept_true, kept_pred, kept_codes, n_kept),
         d_gpa=(1.0 - auc) + gpa,
         d_audc=(1.0 - auc) + audc,
         n=int(y_true.size),

@@ -12,19 +12,24 @@ import pandas as pd
 
 from .bundle import ModelBundle
 from .fitted import FittedModel
+from .gates import Gate
 from .data import ColumnRoles, PreparedData, csv_line_numbers, file_sha256, prepare
 from .errors import InputError, ParameterError
 from .estimator import EpochCallback, SQNNClassifier
 from .metrics import EvaluationResult, evaluate_scores
 from .preprocess import EncodingReport, TabularEncoder
 from .splits import check_test_size, stratified_indices
+from .uncertainty import BootstrapIntervals, BootstrapSettings, bootstrap_intervals
 
 if TYPE_CHECKING:
     from .audit import InterventionPoint, RepresentationAudit
+    from .constraints import GammaChoice
 
 __all__ = [
     "AuditOutcome",
     "AuditSettings",
+    "GammaSearch",
+    "search_gamma",
     "InterventionSettings",
     "PruneOutcome",
     "audit",
@@ -58,15 +63,22 @@ class Evaluation:
     """THRESHOLD_FROM_TRAINING (the model's own, chosen on its training rows) or THRESHOLD_GIVEN."""
     unseen_groups: tuple[str, ...] = ()
     """Sensitive groups of this table that training never saw."""
+    intervals: BootstrapIntervals | None = None
+    """Bootstrap confidence intervals of every metric, when asked for."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        payload = {
             **self.result.to_dict(),
             "threshold_source": self.threshold_source,
             "unseen_groups": list(self.unseen_groups),
             "rows_dropped_missing": self.rows_dropped,
             **self.encoding.to_dict(),
         }
+        if self.intervals is not None:
+            payload |= self.intervals.to_dict()
+            for group in payload["groups"]:
+                group |= self.intervals.group_dict(group["group"])
+        return payload
 
 
 def _evaluation(
@@ -80,11 +92,16 @@ def _evaluation(
     threshold: float | None,
     n_samples: int | None = None,
     min_group_size: int,
+    bootstrap: BootstrapSettings | None = None,
 ) -> Evaluation:
     """Every metric of DESIGN section 3 for a model on encoded, labelled rows; at the model's
-    own threshold unless one is given."""
+    own threshold unless one is given; with ``bootstrap``, their confidence intervals too."""
     scores = estimator.predict_proba(X, n_samples=n_samples)[:, 1]
-    result = evaluate_scores(y, scores, sensitive_features=groups, threshold=estimator.decision_threshold(threshold), min_group_size=min_group_size)
+    cut = estimator.decision_threshold(threshold)
+    result = evaluate_scores(y, scores, sensitive_features=groups, threshold=cut, min_group_size=min_group_size)
+    intervals = None
+    if bootstrap is not None:
+        intervals = bootstrap_intervals(y, scores, sensitive_features=groups, threshold=cut, min_group_size=min_group_size, **asdict(bootstrap))
     unseen = tuple(sorted(set(map(str, groups)) - set(map(str, estimator.groups_))))
     return Evaluation(
         result=result,
@@ -92,6 +109,7 @@ def _evaluation(
         rows_dropped=rows_dropped,
         threshold_source=THRESHOLD_FROM_TRAINING if threshold is None else THRESHOLD_GIVEN,
         unseen_groups=unseen,
+        intervals=intervals,
     )
 
 
@@ -115,6 +133,58 @@ class TrainingOutcome:
         }
 
 
+def _held_out_rows(data: PreparedData, test_size: float | None, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(training rows, held-out rows or None): a split stratified on y and S together, or on
+    y alone where a (y, S) cell is too small to appear on both sides."""
+    if not test_size:
+        return np.arange(len(data.y)), None
+    strata = pd.Series(data.y.astype(str)) + "|" + pd.Series(data.groups)
+    return stratified_indices(len(data.y), strata, test_size=test_size, seed=seed, fallback=data.y, action="hold out")
+
+
+@dataclass(frozen=True)
+class GammaSearch:
+    """How a gamma is searched for: the bounds to meet, the grid, the inner folds and how
+    many runs train at once."""
+
+    constraints: tuple[Gate, ...]
+    gammas: tuple[float, ...] = tuple(round(0.1 * step, 10) for step in range(11))
+    folds: int = 3
+    n_jobs: int = 1
+
+
+def search_gamma(
+    frame: pd.DataFrame,
+    roles: ColumnRoles,
+    estimator: SQNNClassifier,
+    search: GammaSearch,
+    *,
+    test_size: float | None = None,
+    drop_missing: bool = False,
+    inf_as_missing: bool = False,
+    threshold: float | None = None,
+    min_group_size: int = 30,
+    on_progress=None,
+) -> GammaChoice:
+    """The gamma :func:`train` should use to meet ``search.constraints`` (constraints.py),
+    validated on inner folds of the rows ``train`` trains on: with ``test_size``, the same
+    held-out rows are set aside first and never seen."""
+    from .constraints import choose_gamma
+    from .sweep import RunSettings, validation_summary
+
+    if test_size is not None:
+        check_test_size(test_size)
+    data = prepare(frame, roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing, for_training=True)
+    train_rows, _ = _held_out_rows(data, test_size, int(estimator.random_state))
+    params = {k: v for k, v in estimator.get_params().items() if k != "gamma"} | {"hidden": list(estimator.hidden)}
+    settings = RunSettings(drop_missing=False, inf_as_missing=inf_as_missing, threshold=threshold, min_group_size=min_group_size)
+    summary = validation_summary(
+        frame.loc[data.kept_index].iloc[train_rows], roles, params, search.gammas, folds=search.folds, settings=settings,
+        n_jobs=search.n_jobs, on_progress=on_progress,
+    )  # fmt: skip
+    return choose_gamma(summary, search.constraints)
+
+
 def train(
     frame: pd.DataFrame,
     roles: ColumnRoles,
@@ -132,15 +202,7 @@ def train(
     if test_size is not None:
         check_test_size(test_size)  # before the table is prepared: a bad option fails fast
     data = prepare(frame, roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing, for_training=True)
-    train_rows = np.arange(len(data.y))
-    test_rows: np.ndarray | None = None
-    if test_size:
-        # Stratified on y and S together, or on y alone where a (y, S) cell is too small to
-        # appear on both sides.
-        strata = pd.Series(data.y.astype(str)) + "|" + pd.Series(data.groups)
-        train_rows, test_rows = stratified_indices(
-            len(data.y), strata, test_size=test_size, seed=int(estimator.random_state), fallback=data.y, action="hold out"
-        )
+    train_rows, test_rows = _held_out_rows(data, test_size, int(estimator.random_state))
 
     # Indexing by position copies the table; without a held-out split there is no reason to.
     train_features = data.features if test_rows is None else data.features.iloc[train_rows]
@@ -193,13 +255,16 @@ def evaluate(
     min_group_size: int = 30,
     drop_missing: bool = False,
     inf_as_missing: bool = False,
+    bootstrap: BootstrapSettings | None = None,
 ) -> Evaluation:
     """Score a labelled table and compute every metric of DESIGN §3, at the model's own
-    threshold unless ``threshold`` is given."""
+    threshold unless ``threshold`` is given; with ``bootstrap``, each metric's confidence
+    interval too (uncertainty.bootstrap_intervals)."""
     X, data, encoding = _encoded(model, frame, drop_missing, inf_as_missing)
     return _evaluation(
         model.estimator, X, data.y, data.groups, encoding,
         rows_dropped=data.rows_dropped, threshold=threshold, n_samples=n_samples, min_group_size=min_group_size,
+        bootstrap=bootstrap,
     )  # fmt: skip
 
 
@@ -398,7 +463,7 @@ def prune(
     pruned = audit_module.prune(source.estimator, removed, mode=mode, mean_rates=theta.mean(axis=0))
     # The old threshold belongs to the old head: without the removed neurons the scores
     # shift, and the old cut can put every row in one class.
-    pruned.choose_threshold(X, data.y, rows=f"the {len(data.y)} rows of {Path(data_path).name} the pruning was ranked on")
+    pruned.choose_threshold(X, pruned.classes_[data.y], rows=f"the {len(data.y)} rows of {Path(data_path).name} the pruning was ranked on")
     meta = bundle.inherited_meta()
     previous = list(bundle.meta.get("pruned", []))
     meta["pruned"] = previous + [

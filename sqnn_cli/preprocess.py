@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .data import MSG_INFINITE, OVERFLOWING, csv_line_numbers, label_text
-from .errors import InputError
+from .errors import InputError, ParameterError
 from .jsonable import plain
 
 __all__ = ["TabularEncoder", "EncodingReport", "MISSING_LEVEL"]
@@ -188,7 +188,7 @@ class TabularEncoder:
             # Only a column that is text in this file gets here (a numeric column's
             # infinities are refused or made missing when the table is prepared).
             positions = np.flatnonzero(infinite)
-            raise InputError(MSG_INFINITE.format(column=name, count=len(positions), lines=csv_line_numbers(positions)))
+            raise ParameterError(MSG_INFINITE, column=name, count=len(positions), lines=csv_line_numbers(positions))
         missing = values.isna().to_numpy()
         if missing.any():
             report.imputed[name] = int(missing.sum())

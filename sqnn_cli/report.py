@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     from matplotlib.collections import PathCollection
     from matplotlib.figure import Figure
 
-    from .audit import InterventionPoint, RepresentationAudit
+    from .audit import ForestAudit, InterventionPoint, RepresentationAudit
+    from .constraints import GammaChoice
     from .information import InformationEstimate
     from .metrics import EvaluationResult
     from .pipeline import Evaluation
     from .preprocess import EncodingReport
     from .sweep import SweepSummary
+    from .uncertainty import BootstrapIntervals
 
 __all__ = [
     "keep_option_names_whole",
@@ -51,6 +53,10 @@ __all__ = [
     "render_sweep",
     "tradeoff_figure",
     "plot_tradeoff",
+    "number",
+    "metric_labels",
+    "audit_figures",
+    "audit_sentences",
 ]
 
 # How often a log (no terminal) gets a progress line.
@@ -64,6 +70,8 @@ _SUMMARY_ROWS = (
     ("audc", "AUDC (area under discrimination curve)"),
     ("dp_difference", "demographic parity difference"),
     ("eo_difference", "equalized odds difference"),
+    ("dp_ratio", "demographic parity ratio (4/5 rule: >= 0.8)"),
+    ("eo_ratio", "equalized odds ratio"),
     ("d_gpa", "dGPA = (1 - AUC) + GPA"),
     ("d_audc", "dAUDC = (1 - AUC) + AUDC"),
 )
@@ -167,33 +175,92 @@ def _number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def render_evaluation(console: Console, result: EvaluationResult, *, title: str) -> None:
+def _interval(interval: tuple[float, float] | None, digits: int) -> str:
+    return "n/a" if interval is None else f"{interval[0]:.{digits}f}–{interval[1]:.{digits}f}"
+
+
+def _undefined_notes(intervals: BootstrapIntervals) -> list[str]:
+    """Where a metric was undefined in some resamples, so its interval rests on fewer."""
+    counts = list(intervals.undefined.items())
+    counts += [(f"{name} of '{group}'", n) for group, named in intervals.groups_undefined.items() for name, n in named.items()]
+    return [
+        f"{name}: undefined in {n} of {intervals.n_resamples} resamples; its interval comes from the others"
+        if n < intervals.n_resamples else f"{name}: undefined in every resample, so no interval"
+        for name, n in counts
+    ]
+
+
+# Per-group intervals, most telling first (DP and EO are made of the selection rate, TPR and
+# FPR): a narrow terminal drops them from the end.
+_GROUP_INTERVALS = (
+    ("selection_rate", "selection\nrate"), ("tpr", "TPR"), ("fpr", "FPR"), ("ppv", "PPV"), ("auc", "AUC"),
+    ("fnr", "FNR"), ("base_rate", "base\nrate"),
+)  # fmt: skip
+
+
+def _group_interval_table(intervals: BootstrapIntervals, columns: Sequence[tuple[str, str]]) -> Table:
+    title = f"per group, {intervals.confidence_level * 100:g}% intervals"
+    table = Table(title=title, show_header=True, header_style="bold", title_justify="left")
+    table.add_column("group")
+    for _, header in columns:
+        # whole or not at all: the group names wrap instead
+        table.add_column(header, justify="right", no_wrap=True)
+    for group, shown in intervals.groups.items():
+        table.add_row(escape(group), *(_interval(shown.get(name), 3) for name, _ in columns))
+    return table
+
+
+def _render_group_intervals(console: Console, intervals: BootstrapIntervals) -> None:
+    """The widest table of per-group intervals that fits, and what it left out."""
+    for count in range(len(_GROUP_INTERVALS), 0, -1):
+        table = _group_interval_table(intervals, _GROUP_INTERVALS[:count])
+        if Measurement.get(console, console.options.update_width(10_000), table).minimum <= console.width:
+            console.print(table)
+            break
+    else:
+        count = 0
+    left_out = [header.replace("\n", " ") for _, header in _GROUP_INTERVALS[count:]]
+    if left_out:
+        console.print(f"per-group intervals left out, too narrow: {', '.join(left_out)} (see --json, or widen the terminal)")
+
+
+def render_evaluation(
+    console: Console, result: EvaluationResult, *, title: str, intervals: BootstrapIntervals | None = None
+) -> None:
+    """The metrics and the per-group table; with ``intervals``, each metric's confidence
+    interval beside it and a table of the per-group ones."""
     summary = Table(title=title, show_header=True, header_style="bold", title_justify="left")
     summary.add_column("metric")
     summary.add_column("value", justify="right")
+    if intervals is not None:
+        summary.add_column(f"{intervals.confidence_level * 100:g}% interval", justify="right")
     for key, label in _SUMMARY_ROWS:
-        summary.add_row(label, _number(getattr(result, key)))
+        shown = [] if intervals is None else [_interval(intervals.metrics.get(key), 4)]
+        summary.add_row(label, _number(getattr(result, key)), *shown)
     summary.add_row("rows", str(result.n))
     summary.add_row("threshold", f"{result.threshold:.4g}")
     summary.add_row("predicted positive", _number(result.positive_rate, 3) + (" [bold red](degenerate)[/]" if result.degenerate else ""))
     console.print(summary)
 
     groups = Table(title="per group", show_header=True, header_style="bold", title_justify="left")
-    for name in ("group", "n", "base rate", "selection rate", "TPR", "FPR", "AUC"):
+    # FNR (1 - TPR) is in the JSON; at 80 columns the table has room for the rest only.
+    for name in ("group", "n", "base\nrate", "selection\nrate", "TPR", "FPR", "PPV", "AUC"):
         groups.add_column(name, justify="left" if name == "group" else "right")
     small = set(result.small_groups)
     for group in result.groups:
         label = escape(group.group) + (" [dim](small)[/]" if group.group in small else "")
-        groups.add_row(
-            label,
-            str(group.n),
-            _number(group.base_rate, 3),
-            _number(group.selection_rate, 3),
-            _number(group.tpr, 3),
-            _number(group.fpr, 3),
-            _number(group.auc, 3),
-        )
+        rates = (group.base_rate, group.selection_rate, group.tpr, group.fpr, group.ppv, group.auc)
+        groups.add_row(label, str(group.n), *(_number(rate, 3) for rate in rates))
     console.print(groups)
+    if intervals is None:
+        return
+    _render_group_intervals(console, intervals)
+    console.print(
+        f"intervals: {intervals.confidence_level * 100:g}% percentile bootstrap, {intervals.n_resamples} resamples "
+        f"drawn within each group (seed {intervals.seed})"
+    )
+    for note in _undefined_notes(intervals):
+        console.print(escape(note))
 
 
 @contextmanager
@@ -280,17 +347,19 @@ def training_progress(console: Console, epochs: int) -> Iterator[Any]:
 
 
 # -- representation audit -----------------------------------------------------------------
+# Leakage first: the AUC and the balanced accuracy sit at chance whatever the group sizes.
+# ADRG, the paper's, is |accuracy - majority share|: it also counts a forest that does
+# worse than the majority guess as leakage, hence the signed gain beside it.
 _AUDIT_ROWS = (
+    ("leakage_auc", "leakage AUC for S (± std. error)"),
+    ("balanced_accuracy", "RF balanced accuracy for S"),
     ("rf_accuracy", "RF accuracy predicting S"),
     ("majority_share", "majority-group share"),
-    ("adrg", "ADRG = |accuracy - majority share|"),
-    ("balanced_accuracy", "RF balanced accuracy for S"),
-    ("leakage_auc", "leakage AUC for S"),
+    ("accuracy_gain", "gain = accuracy - majority share"),
+    ("adrg", "ADRG = |gain| (the paper's)"),
     ("y_accuracy", "RF accuracy predicting y"),
     ("y_auc", "RF AUC for y"),
 )
-# A gap this large between what theta and a sampled code reveal is worth saying out loud.
-_THETA_GAP = 0.02
 
 
 def _estimate(estimate: InformationEstimate) -> str:
@@ -301,29 +370,98 @@ def _estimate(estimate: InformationEstimate) -> str:
 
 
 def audit_notes(audit: RepresentationAudit) -> list[str]:
+    # audit is loaded already (the audit comes from it); see _intervention_curves.
+    from .audit import NOISE_STDERRS
+
+    if not audit.theta_reveals_more:
+        return []
     code, theta = audit.code, audit.theta
-    if theta.leakage_auc - code.leakage_auc > _THETA_GAP:
-        return [
-            f"the firing probabilities reveal S better than a sampled code (leakage AUC {theta.leakage_auc:.3f} "
-            f"vs {code.leakage_auc:.3f}): anyone holding the encoder can recover S beyond what a released code shows"
-        ]
-    return []
+    noise = ""
+    if audit.theta_gap_stderr is not None:
+        noise = f", beyond {NOISE_STDERRS:g} standard errors ({NOISE_STDERRS * audit.theta_gap_stderr:.3f})"
+    return [
+        f"the firing probabilities reveal S better than a sampled code (leakage AUC {theta.leakage_auc:.3f} "
+        f"vs {code.leakage_auc:.3f}: a gap of {audit.theta_gap:.3f}{noise}): anyone holding the encoder "
+        "can recover S beyond what a released code shows"
+    ]
 
 
-def render_audit(console: Console, audit: RepresentationAudit, *, title: str) -> None:
-    summary = Table(title=title, header_style="bold", title_justify="left")
+def _leakage_cell(view: ForestAudit) -> str:
+    if view.leakage_auc_stderr is None:
+        return _number(view.leakage_auc)
+    return f"{_number(view.leakage_auc)} ± {_number(view.leakage_auc_stderr)}"
+
+
+def _below_chance_comments(audit: RepresentationAudit) -> list[str]:
+    """What a leakage AUC under 0.5 means: no information about S found, never less
+    than none."""
+    from .audit import NOISE_STDERRS
+
+    comments = []
+    for view in (audit.code, audit.theta):
+        reading = view.below_chance()
+        if reading is None:
+            continue
+        auc = f"{view.audited}: leakage AUC {view.leakage_auc:.4f} is below 0.5"
+        if reading == "within noise":
+            comments.append(
+                f"{auc}, within {NOISE_STDERRS:g} standard errors of chance: noise, not anti-leakage; "
+                "no information about S detected"
+            )
+        else:
+            comments.append(
+                f"{auc} by more than {NOISE_STDERRS:g} standard errors: the forest ranks the test rows' groups backwards, as an "
+                "overfitted forest on a small split can; not anti-leakage, no information about S detected "
+                "(another --seed draws another split)"
+            )
+    return comments
+
+
+def _plugin_line(audit: RepresentationAudit) -> str:
+    from .audit import SPARSE_CELL_ROWS, SPARSE_CELL_SHARE
+
+    line = f"plug-in I(T;S) from one draw per row: {_estimate(audit.mi_plugin)}"
+    if audit.plugin_caveat is not None:
+        return f"{line}, {audit.plugin_caveat}"
+    if audit.plugin_sparse_cells is None:
+        return line
+    return (
+        f"{line}, {audit.plugin_sparse_cells:.0%} of the (code, group) cells expect fewer than {SPARSE_CELL_ROWS:g} "
+        f"rows (the Miller-Madow correction holds to {SPARSE_CELL_SHARE:.0%})"
+    )
+
+
+def _audit_summary(audit: RepresentationAudit, *, title: str) -> Table:
+    chance = f"1/{len(audit.groups)}"
+    summary = Table(
+        title=title, header_style="bold", title_justify="left", caption_justify="left",
+        caption=f"At chance the leakage AUC is 0.5 and the balanced accuracy {chance}. ADRG is |gain|, so a "
+        "forest worse than the majority guess (gain < 0) counts there as leakage too.",
+    )  # fmt: skip
     summary.add_column("")
     summary.add_column(f"sampled code ({audit.draws} draw{'s' if audit.draws > 1 else ''}/row)", justify="right")
     summary.add_column("firing probabilities θ", justify="right")
     for key, label in _AUDIT_ROWS:
-        summary.add_row(label, _number(getattr(audit.code, key)), _number(getattr(audit.theta, key)))
-    console.print(summary)
+        if key == "leakage_auc":
+            summary.add_row(label, _leakage_cell(audit.code), _leakage_cell(audit.theta))
+        else:
+            summary.add_row(label, _number(getattr(audit.code, key)), _number(getattr(audit.theta, key)))
+    return summary
+
+
+def render_audit(console: Console, audit: RepresentationAudit, *, title: str) -> None:
+    from .audit import BOOTSTRAP_RESAMPLES
+
+    console.print(_audit_summary(audit, title=title))
     console.print(
         f"{audit.n} rows, {len(audit.groups)} groups, forests of {audit.trees} trees on a "
-        f"{1 - audit.test_size:.0%}/{audit.test_size:.0%} split stratified on S"
+        f"{1 - audit.test_size:.0%}/{audit.test_size:.0%} split stratified on S; standard errors from "
+        f"{BOOTSTRAP_RESAMPLES} resamples of the test rows"
     )
+    for comment in _below_chance_comments(audit):
+        console.print(escape(comment))
     console.print(f"joint I(T;S): {escape(_estimate(audit.mi_joint))}")
-    console.print(f"plug-in I(T;S) from one draw per row: {escape(_estimate(audit.mi_plugin))}")
+    console.print(escape(_plugin_line(audit)))
     console.print(f"distinct codes in one draw per row: {audit.distinct_codes}")
 
     neurons = Table(title="per neuron, by bias flow (bits)", header_style="bold", title_justify="left")
@@ -604,3 +742,67 @@ def plot_tradeoff(summary: SweepSummary, path: Path, *, title: str) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def render_gamma_search(console: Console, choice: GammaChoice) -> None:
+    """The search's validation table: per gamma, the inner-fold mean AUC and each bounded
+    metric, whether it meets every bound, and which gamma was chosen."""
+    from .constraints import better_than_chance
+
+    metrics = list(dict.fromkeys(gate.metric for gate in choice.constraints))
+    table = Table(title=f"gamma search: means over {choice.summary.folds} inner folds", header_style="bold", title_justify="left")
+    table.add_column("gamma", justify="right")
+    table.add_column("AUC", justify="right")
+    for metric in metrics:
+        table.add_column(_SEARCH_HEADERS.get(metric, metric), justify="right")
+    table.add_column("meets", justify="left")
+    for row in choice.summary.rows:
+        verdict = "yes" if choice.meets(row) else "no"
+        if row["degenerate_folds"]:
+            verdict = "no: one class"
+        elif not better_than_chance(row):
+            verdict = "no: AUC ~ chance"
+        if row["gamma"] == choice.gamma:
+            verdict = "[bold green]yes: chosen[/]"
+        elif row["gamma"] == choice.closest:
+            verdict = "[bold yellow]no: closest[/]"
+        values = [_number(row.get(f"{m}_mean")) for m in ["auc", *metrics]]
+        table.add_row(f"{row['gamma']:g}", *values, verdict)
+    console.print(table)
+
+
+_SEARCH_HEADERS = {
+    "dp_difference": "DP", "eo_difference": "EO", "dp_ratio": "DP ratio", "eo_ratio": "EO ratio", "gpa": "GPA",
+    "audc": "AUDC", "balanced_accuracy": "bal. acc.",
+}  # fmt: skip
+
+
+# -- the same words for a document (document.py, `sqnn report`) --------------------------------
+def number(value: float | None, digits: int = 4) -> str:
+    """A figure as the tables show it: fixed decimals, n/a where it could not be estimated."""
+    return _number(value, digits)
+
+
+def metric_labels() -> dict[str, str]:
+    """The evaluation's summary metrics, in the tables' order, with their labels."""
+    return dict(_SUMMARY_ROWS)
+
+
+def audit_figures(audit: RepresentationAudit) -> list[tuple[str, str, str]]:
+    """The audit table's rows as text: (figure, sampled code, firing probabilities)."""
+    return [
+        (label, _leakage_cell(audit.code), _leakage_cell(audit.theta)) if key == "leakage_auc"
+        else (label, _number(getattr(audit.code, key)), _number(getattr(audit.theta, key)))
+        for key, label in _AUDIT_ROWS
+    ]  # fmt: skip
+
+
+def audit_sentences(audit: RepresentationAudit) -> list[str]:
+    """What render_audit says under its table, and the audit's warnings, as plain text."""
+    return [
+        *_below_chance_comments(audit),
+        f"joint I(T;S): {_estimate(audit.mi_joint)}",
+        _plugin_line(audit),
+        f"distinct codes in one draw per row: {audit.distinct_codes}",
+        *audit_notes(audit),
+    ]

@@ -88,7 +88,8 @@ FORMAT_VERSION = 1
 # name the same run.
 _GAMMA_DECIMALS = 10
 SUMMARY_METRICS = (
-    "auc", "accuracy", "balanced_accuracy", "gpa", "audc", "dp_difference", "eo_difference", "d_gpa", "d_audc",
+    "auc", "accuracy", "balanced_accuracy", "gpa", "audc", "dp_difference", "eo_difference", "dp_ratio", "eo_ratio",
+    "d_gpa", "d_audc",
 )  # fmt: skip
 AUDIT_METRICS = ("adrg", "leakage_auc", "mi_joint")
 
@@ -103,7 +104,7 @@ def gamma_grid(gammas: Sequence[float] | None, steps: int) -> tuple[float, ...]:
         values = np.linspace(0.0, 1.0, steps).tolist()
     bad = [g for g in values if not (math.isfinite(g) and 0.0 <= g <= 1.0)]
     if bad:
-        raise InputError(f"every gamma must be in [0, 1]; got {bad[0]}")
+        raise ParameterError("every gamma of {gammas} must be in [0, 1]; got {got}", got=bad[0])
     grid = tuple(sorted({round(g, _GAMMA_DECIMALS) for g in values}))
     if len(grid) > limits.MAX_SWEEP_STEPS:
         raise ParameterError("{gammas} lists {count} gammas; a sweep takes at most {most}", count=len(grid), most=limits.MAX_SWEEP_STEPS)
@@ -300,6 +301,8 @@ def check_backend(backend: str, scheduler: str | None) -> None:
         raise ParameterError("{backend} must be one of {choices}, got {got!r}", choices=", ".join(BACKENDS), got=backend)
     if backend == "dask" and not scheduler:
         raise ParameterError("{backend} dask needs {scheduler} ADDRESS (e.g. tcp://10.0.0.5:8786)")
+    if backend != "dask" and scheduler:
+        raise ParameterError("{scheduler} names a Dask scheduler, which only {backend} dask uses; add {backend} dask")
 
 
 def execute(
@@ -328,8 +331,8 @@ def execute(
             raise ParameterError("{backend} dask needs Dask: pip install 'sqnn[dask]'") from None
         try:
             client = Client(scheduler, timeout="10s", set_as_default=False)
-        except OSError as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        except (OSError, ValueError) as exc:  # ValueError: an address distributed cannot parse
+            raise ParameterError("cannot reach the Dask scheduler at {scheduler} {address}: {reason}", address=scheduler, reason=exc) from None
         try:
             with joblib.parallel_config(backend="dask", client=client, wait_for_workers_timeout=30):
                 yield from joblib.Parallel(n_jobs=-1, return_as="generator_unordered")(joblib.delayed(run_one)(t) for t in tasks)
@@ -683,6 +686,16 @@ class SweepSummary:
             "notes": self.notes,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SweepSummary":
+        """The summary :meth:`to_dict` wrote (summary.json), for a caller that checked it."""
+        return cls(
+            rows=list(data["gammas"]), best_by_d_gpa=data.get("best_gamma_by_d_gpa"),
+            best_by_d_audc=data.get("best_gamma_by_d_audc"), best_by_criterion=data.get("best_gamma_by_criterion"),
+            correlations=data["correlations"], runs_finished=int(data["runs_finished"]),
+            runs_planned=int(data["runs_planned"]), folds=int(data["folds"]), notes=list(data.get("notes") or []),
+        )  # fmt: skip
+
 
 def _pareto(points: list[tuple[float, float]]) -> list[bool]:
     """For (utility to maximise, cost to minimise) pairs: is each one non-dominated?"""
@@ -743,7 +756,8 @@ def _finite(value: float | None) -> bool:
 
 
 def _gamma_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per gamma: its folds, degenerate folds, and each metric's mean and std."""
+    """One row per gamma: its folds, degenerate folds, and each metric's mean, std and 95 %
+    interval for the mean over folds."""
     by_gamma: dict[float, list[dict[str, Any]]] = {}
     for record in records:
         by_gamma.setdefault(run_key(record)[0], []).append(record)
@@ -762,8 +776,29 @@ def _gamma_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             finite = [v for v in values if _finite(v)]
             row[f"{metric}_mean"] = float(np.mean(finite)) if finite else None
             row[f"{metric}_std"] = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
+            row[f"{metric}_ci95_lower"], row[f"{metric}_ci95_upper"] = _fold_interval(finite)
         rows.append(row)
     return rows
+
+
+FOLD_INTERVAL_LEVEL = 0.95
+
+
+def _fold_interval(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """A Student t interval for the mean over folds: mean +- t(k-1) sd / sqrt(k).
+
+    Not a bootstrap: with the usual 3 to 5 folds there are at most a few dozen distinct
+    resamples, and a percentile interval from them cannot reach past the folds' own range.
+    The t quantile pays for estimating the spread from so few values. Folds share training
+    rows, so this is the spread of this cross-validation, a lower bound on the uncertainty
+    of a model trained on new data. None with fewer than two folds."""
+    if len(values) < 2:
+        return None, None
+    from scipy.stats import t
+
+    quantile = float(t.ppf((1 + FOLD_INTERVAL_LEVEL) / 2, len(values) - 1))
+    mean, half = float(np.mean(values)), quantile * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+    return mean - half, mean + half
 
 
 def _column(rows: Sequence[dict[str, Any]], key: str) -> list[float]:
@@ -807,6 +842,30 @@ def _summary_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
             "those gammas are never chosen as best, and a gate on them fails"
         )
     return notes
+
+
+def validation_summary(
+    frame: pd.DataFrame,
+    roles: ColumnRoles,
+    estimator_params: dict[str, Any],
+    gammas: Sequence[float],
+    *,
+    folds: int,
+    settings: RunSettings = RunSettings(),
+    n_jobs: int = 1,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SweepSummary:
+    """A sweep of ``gammas`` over ``folds`` stratified folds of ``frame``, in memory: the
+    same runs, parallelism and summary as a sweep directory's, without the directory (a
+    search for the gamma that meets constraints keeps nothing but its choice)."""
+    plan = SweepPlan(estimator_params=estimator_params, roles=roles, data_sha256="", folds=folds, settings=settings)
+    tasks = make_tasks(plan, gammas, frame, None)
+    records = []
+    for done, record in enumerate(execute(tasks, n_jobs=n_jobs), 1):
+        records.append(record)
+        if on_progress is not None:
+            on_progress(done, len(tasks))
+    return summarise(records, runs_planned=len(tasks), folds=folds)
 
 
 # -- the whole sweep --------------------------------------------------------------------------

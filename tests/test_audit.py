@@ -10,10 +10,14 @@ import torch
 from typer.testing import CliRunner
 
 from sqnn_cli import bundle as bundle_module
+from sqnn_cli import report
 from sqnn_cli.audit import (
+    ForestAudit,
     audit_representation,
+    forest_audit,
     intervention_curves,
     neuron_flows,
+    plugin_sparse_cells,
     prune,
     rank_neurons,
     summarise_interventions,
@@ -56,6 +60,8 @@ def test_codes_that_copy_s_are_caught():
     # Neuron 0 copies S, neuron 1 copies z; theta is 0.9999 or 0.0001.
     model = handmade_model(np.array([[20.0, 0.0], [0.0, 20.0]]), np.array([-10.0, -10.0]), np.array([1.0, 1.0]))
     audit = audit_representation(model, x, y, s, trees=30, seed=0)
+    assert audit.plugin_sparse_cells == 0.0 and not audit.plugin_biased_upwards  # four codes, hundreds of rows each
+    assert audit.to_dict()["mi_plugin"]["caveat"] is None
     majority = audit.code.majority_share
     assert audit.code.adrg == pytest.approx(1 - majority, abs=0.02)
     assert audit.code.leakage_auc > 0.98 and audit.theta.leakage_auc > 0.98
@@ -88,6 +94,103 @@ def test_theta_can_leak_what_single_draws_hide():
     assert audit.neurons[0].bias_flow < 0.01
     assert audit.theta.leakage_auc > 0.9
     assert audit.code.leakage_auc < 0.6
+    # A gap this wide is far beyond the forests' noise: the warning fires.
+    assert audit.theta_gap > 2 * audit.theta_gap_stderr and audit.theta_reveals_more
+    [note] = report.audit_notes(audit)
+    assert note.startswith("the firing probabilities reveal S better than a sampled code")
+    assert "beyond 2 standard errors" in note
+
+
+def noise_only_audit(seed: int, n: int = 200):
+    """A small table whose codes and theta both ignore S: whatever the forests find is noise."""
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, 2, size=n)
+    x = np.column_stack([s, rng.normal(size=n)]).astype(np.float32)
+    model = handmade_model(np.array([[0.0, 1.5], [0.0, -1.0]]), np.array([0.0, 0.3]), np.array([1.0, 1.0]))
+    return audit_representation(model, x, rng.integers(0, 2, size=n), s.astype(str), trees=30, seed=0)
+
+
+def test_theta_warning_stays_quiet_for_a_gap_within_the_forests_noise():
+    """The issue's case: on 60 test rows, theta 0.549 against a code's 0.468 is noise."""
+    audit = noise_only_audit(3)
+    assert audit.theta_gap > 0.05  # the old fixed 0.02 threshold warned here
+    assert audit.theta_gap < 2 * audit.theta_gap_stderr
+    assert not audit.theta_reveals_more and report.audit_notes(audit) == []
+
+
+def test_leakage_auc_stderr_matches_the_auc_spread_under_no_information():
+    """Hanley and McNeil's standard error of an AUC of 0.5 over 90 rows per group is
+    sqrt(181 / (12 * 90 * 90)) = 0.043; the bootstrap of the test rows agrees."""
+    audit = noise_only_audit(0, n=600)
+    for view in (audit.code, audit.theta):
+        assert 0.7 * 0.043 < view.leakage_auc_stderr < 1.4 * 0.043, view
+    assert audit.theta_gap_stderr > max(audit.code.leakage_auc_stderr, audit.theta.leakage_auc_stderr)
+
+
+def test_forest_audit_alone_reports_its_auc_noise():
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 2, size=400)
+    features = np.column_stack([2 * s + rng.normal(size=400), rng.normal(size=400)])
+    audit = forest_audit("features", features[:300], features[300:], s[:300], s[300:], trees=20, seed=0, n_jobs=1, progress=None)
+    auc, positives, negatives = audit.leakage_auc, int(s[300:].sum()), int((1 - s[300:]).sum())
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    hanley_mcneil = np.sqrt(
+        (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (positives * negatives)
+    )
+    assert auc > 0.75 and audit.leakage_auc_stderr == pytest.approx(hanley_mcneil, rel=0.25)
+
+
+def test_the_bootstraps_fast_auc_is_roc_auc_score_ties_included():
+    from sklearn.metrics import roc_auc_score
+
+    from sqnn_cli.audit import _rank_auc
+
+    rng = np.random.default_rng(0)
+    positive = rng.random(500) < 0.3
+    score = np.round(rng.random(500) + 0.3 * positive, 1)  # a tenth's grid: many ties
+    assert _rank_auc(positive, score) == pytest.approx(roc_auc_score(positive, score), abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "auc, stderr, reading",
+    [(0.55, 0.03, None), (0.5, 0.03, None), (0.487, 0.031, "within noise"), (0.40, 0.02, "beyond noise"),
+     (0.487, None, "beyond noise")],
+)  # fmt: skip
+def test_a_leakage_auc_below_chance_is_read_against_its_noise(auc, stderr, reading):
+    view = ForestAudit("sampled code", 0.6, 0.6, 0.0, 0.5, auc, leakage_auc_stderr=stderr)
+    assert view.below_chance() == reading
+
+
+def test_adrg_counts_a_forest_worse_than_the_majority_guess_and_the_gain_says_so():
+    worse = ForestAudit("sampled code", rf_accuracy=0.55, majority_share=0.6, adrg=0.05, balanced_accuracy=0.5, leakage_auc=0.5)
+    payload = worse.to_dict()
+    assert payload["adrg"] == pytest.approx(0.05) and payload["accuracy_gain"] == pytest.approx(-0.05)
+
+
+def test_plugin_is_flagged_by_cochrans_rule_on_the_code_group_cells():
+    """Two well-filled codes pass; one row with a code of its own makes half the
+    (code, group) cells expect under 5 rows, past the fifth the correction holds to."""
+    groups = np.array(["a", "b"] * 100)
+    codes = np.zeros((200, 3), np.uint8)
+    codes[::4, 0] = 1  # 50 rows of code 100, 150 of code 000, both groups in each
+    assert plugin_sparse_cells(codes, groups) == 0.0
+    codes[1, 2] = 1  # one row alone with code 001: expected 0.5 rows per group
+    assert plugin_sparse_cells(codes, groups) == pytest.approx(2 / 6)
+
+
+def test_plugin_estimate_is_labelled_biased_upwards_when_most_codes_are_distinct():
+    n = 300
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 2, size=n)
+    x = np.column_stack([s, rng.normal(size=n)]).astype(np.float32)
+    # Twelve neurons firing at 0.5 whatever the row: about every row draws its own code.
+    model = handmade_model(np.zeros((12, 2)), np.zeros(12), np.ones(12))
+    audit = audit_representation(model, x, rng.integers(0, 2, size=n), s.astype(str), trees=10, seed=0)
+    assert audit.distinct_codes > 0.9 * n and audit.mi_joint.bits < 0.01
+    assert audit.mi_plugin.bits > 0.5 and audit.plugin_biased_upwards
+    plugin = audit.to_dict()["mi_plugin"]
+    assert plugin["biased_upwards"] is True and plugin["caveat"].startswith("biased upwards")
+    assert plugin["sparse_cells"] > 0.9
 
 
 def test_bias_ranking_removes_the_neuron_carrying_s_first_and_cuts_dp_more_than_random():
@@ -174,8 +277,13 @@ def test_audit_json_has_the_documented_keys(compas_model, tmp_path):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     for key in ("adrg", "rf_accuracy", "majority_share", "leakage_auc", "y_accuracy", "y_auc", "mi_joint",
-                "mi_plugin", "distinct_codes", "neurons", "theta", "interventions"):  # fmt: skip
+                "mi_plugin", "distinct_codes", "neurons", "theta", "interventions", "accuracy_gain",
+                "leakage_auc_stderr", "theta_gap", "theta_gap_stderr", "theta_reveals_more"):  # fmt: skip
         assert key in payload, key
+    assert payload["accuracy_gain"] == pytest.approx(payload["rf_accuracy"] - payload["majority_share"])
+    assert payload["adrg"] == pytest.approx(abs(payload["accuracy_gain"]))
+    assert payload["theta"]["leakage_auc_stderr"] > 0
+    assert {"bits", "estimator", "biased_upwards", "sparse_cells", "caveat"} <= set(payload["mi_plugin"])
     assert payload["audited"] == "sampled code" and payload["theta"]["audited"] == "firing probabilities"
     assert {"bits", "estimator", "stderr"} <= set(payload["mi_joint"])
     assert len(payload["neurons"]) == 8

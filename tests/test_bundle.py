@@ -63,7 +63,7 @@ def test_round_trip_gives_identical_scores(tmp_path, trained):
 def test_existing_directory_needs_overwrite(tmp_path, trained):
     model, encoder, meta, _ = trained
     path = save_bundle(tmp_path / "m", FittedModel(model, encoder, ROLES), meta=meta)
-    with pytest.raises(InputError, match="--overwrite"):
+    with pytest.raises(InputError, match="already exists; pass overwrite to replace it"):
         save_bundle(path, FittedModel(model, encoder, ROLES), meta=meta)
     save_bundle(path, FittedModel(model, encoder, ROLES), meta=meta, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]

@@ -55,7 +55,7 @@ def test_train_announces_target_and_output(compas_model):
     cwd, result = compas_model
     assert "two_year_recid" in result.stderr and "last column" in result.stderr
     assert "compas-model" in result.stderr
-    assert "next: sqnn evaluate compas-model/ TEST.csv" in result.stderr
+    assert "next: every row of" in result.stderr and "split first" in result.stderr
     assert result.stdout == ""  # human output never pollutes stdout
     meta = json.loads((Path(cwd) / "compas-model" / "meta.json").read_text())
     assert meta["roles"]["target"] == "two_year_recid"
@@ -120,6 +120,22 @@ def test_gates_pass_and_fail_with_exit_codes(compas_model):
     assert failed.exit_code == 1
     assert "--min-auc" in failed.stderr and "FAILED" in failed.stderr
     assert json.loads(failed.stdout)["gates"][0]["passed"] is False
+
+
+def test_ratio_gates_follow_the_four_fifths_rule_and_fail_on_a_constant_classifier(compas_model):
+    cwd, _ = compas_model
+    model = f"{cwd}/compas-model"
+    report = json.loads(runner.invoke(app, ["evaluate", model, COMPAS, "--json"]).stdout)
+    rates = [g["selection_rate"] for g in report["groups"] if g["group"] not in report["small_groups"]]
+    assert report["dp_ratio"] == pytest.approx(min(rates) / max(rates))
+    assert 0 <= report["eo_ratio"] <= 1 and all("ppv" in g and "fnr" in g for g in report["groups"])
+    below = runner.invoke(app, ["evaluate", model, COMPAS, "--min-dp-ratio", f"{report['dp_ratio'] + 0.01:.4f}"])
+    assert below.exit_code == 1 and "--min-dp-ratio" in below.stderr and "FAILED" in below.stderr
+    above = runner.invoke(app, ["evaluate", model, COMPAS, "--min-dp-ratio", f"{report['dp_ratio'] - 0.01:.4f}", "--min-eo-ratio", "0"])
+    assert above.exit_code == 0
+    # Every row positive: every selection rate is 1, a ratio of 1 that means nothing.
+    constant = runner.invoke(app, ["evaluate", model, COMPAS, "--threshold", "0", "--min-dp-ratio", "0.8", "--json"])
+    assert constant.exit_code == 1 and json.loads(constant.stdout)["gates"][0]["failed_as_degenerate"] is True
 
 
 def test_a_gate_that_cannot_be_estimated_fails(compas_model):
@@ -236,8 +252,9 @@ def test_command_defaults_are_the_estimators(command):
         shown = options[flag_of.get(parameter, parameter)]
         assert getattr(shown, "value", shown) == expected[parameter], parameter
     assert tuple(int(w) for w in options["hidden"].split(",")) == tuple(expected["hidden"])
-    if command == "train":
-        assert options["gamma"] == expected["gamma"]
+    if command == "train":  # searched when a bound is given, so shown in the help text
+        help_text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).stdout
+        assert f"default: {expected['gamma']:g}, or searched" in help_text
 
 
 def test_a_parquet_table_trains_and_scores_like_its_csv(tmp_path):

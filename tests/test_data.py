@@ -139,7 +139,7 @@ class TestResolveRoles:
         assert "target 'y' has 3 distinct values" in message
         for value in ("low", "mid", "high"):
             assert repr(value) in message
-        assert "--positive" in message
+        assert "pass positive VALUE" in message
 
     def test_many_valued_target_listing_is_truncated(self):
         frame = frame_of(csv_text({"x": range(20), "s": ["a", "b"] * 10, "y": list(range(20))}))
@@ -166,7 +166,7 @@ class TestResolveRoles:
         with pytest.raises(InputError) as info:
             resolve_roles(frame, target="y", sensitive=["s"], positive="medium")
         message = str(info.value)
-        assert "--positive 'medium'" in message and "target 'y'" in message and "'mid'" in message
+        assert "positive 'medium'" in message and "target 'y'" in message and "'mid'" in message
 
     def test_single_class_target(self):
         frame = frame_of(csv_text({"x": [1, 2], "s": ["a", "b"], "y": [1, 1]}))
@@ -198,7 +198,7 @@ class TestResolveRoles:
             resolve_roles(frame, target="y", sensitive=["age"])
         message = str(info.value)
         assert "'age'" in message and f"{len(ages)} distinct values" in message
-        assert "--sensitive-bins age=" in message
+        assert "sensitive_bins age=" in message
 
     def test_numeric_sensitive_at_the_level_limit_and_text_sensitive_are_accepted(self):
         levels = list(range(MAX_SENSITIVE_LEVELS))
@@ -222,7 +222,7 @@ class TestResolveRoles:
             ({"target": "y", "sensitive": ["sex"], "drop": ["y"]}, "column 'y' cannot be both the target and dropped"),
             (
                 {"target": "y", "sensitive": ["sex"], "sensitive_bins": {"age": (40.0,)}},
-                "--sensitive-bins names 'age', which is not a --sensitive column",
+                "sensitive_bins names 'age', which is not a sensitive column",
             ),
             (
                 {"target": "y", "sensitive": ["sex"], "drop": ["age", "colour"]},
@@ -337,7 +337,7 @@ class TestPrepare:
         message = str(info.value)
         # Rows 1 and 4 are CSV lines 3 and 6: the header is line 1.
         assert message.startswith("2 row(s) have no value for target 'y' (CSV lines 3, 6)")
-        assert "--drop-missing" in message
+        assert "pass drop_missing" in message
 
     def test_missing_sensitive_rows_are_refused_with_count_and_lines(self):
         frame = frame_of(csv_text({"x": range(8), "s": [None] * 7 + ["a"], "t": ["u", "v"] * 4, "y": [0, 1] * 4}))
@@ -381,7 +381,7 @@ class TestPrepare:
         roles = resolve_roles(frame, target="y", sensitive=["s"])
         with pytest.raises(InputError) as info:
             prepare(frame, roles, for_training=True)
-        assert str(info.value) == "column 'empty' is entirely empty; leave it out with --drop empty"
+        assert str(info.value) == "column 'empty' is entirely empty; leave it out with drop empty"
         # At evaluation the encoder imputes it like any other gap.
         assert prepare(frame, roles).features["empty"].isna().all()
 
@@ -437,7 +437,7 @@ def test_write_table_refuses_to_replace_without_overwrite(tmp_path):
     path = tmp_path / "out.csv.gz"
     frame = frame_of(SMALL)
     write_table(frame, path)
-    with pytest.raises(InputError, match="already exists; pass --overwrite"):
+    with pytest.raises(InputError, match="already exists; pass overwrite"):
         write_table(frame, path)
     write_table(frame.iloc[:2], path, overwrite=True)
     assert len(read_table(path)) == 2
@@ -512,7 +512,7 @@ class TestDelimiters:
     def test_a_sep_that_is_not_one_character_is_refused(self, tmp_path, sep):
         path = tmp_path / "t.csv"
         path.write_text(SMALL)
-        with pytest.raises(InputError, match="--sep expects one character"):
+        with pytest.raises(InputError, match="sep expects one character"):
             read_table(path, sep=sep)
 
     def test_a_wrong_delimiter_gets_a_sep_hint_when_a_column_is_missing(self, tmp_path):
@@ -520,7 +520,7 @@ class TestDelimiters:
         path.write_text(SMALL.replace(",", ";"))
         with pytest.raises(InputError) as info:
             resolve_roles(read_table(path, sep=","), target="y", sensitive=["sex"])
-        assert str(info.value).endswith("the header holds semicolons: pass --sep ';'")
+        assert str(info.value).endswith("the header holds semicolons: pass sep ';'")
 
     @pytest.mark.parametrize(
         "name, content",
@@ -571,7 +571,7 @@ class TestColumnNames:
             "columns 'Sex', 'race', 'credt' are not in the data; did you mean 'sex' for 'Sex', 'credit' for 'credt'? (columns: "
         )
 
-    @pytest.mark.parametrize("option, kwargs", [("--sensitive", {"sensitive": ["sex", "sex"]}), ("--drop", {"sensitive": ["sex"], "drop": ["age", "age"]})])
+    @pytest.mark.parametrize("option, kwargs", [("sensitive", {"sensitive": ["sex", "sex"]}), ("drop", {"sensitive": ["sex"], "drop": ["age", "age"]})])
     def test_a_repeated_column_is_refused(self, option, kwargs):
         with pytest.raises(InputError) as info:
             resolve_roles(frame_of(SMALL), target="y", **kwargs)
@@ -584,7 +584,7 @@ class TestColumnNames:
             resolve_roles(frame_of(SMALL), target=None, **kwargs)
         assert str(info.value) == (
             f"column 'y' cannot be both the target and {role}; the target was chosen automatically as the last "
-            "column, 'y': name the target with --target COLUMN"
+            "column, 'y': name the target with target COLUMN"
         )
 
     def test_a_named_target_clash_has_no_automatic_note(self):
@@ -618,7 +618,7 @@ class TestParquet:
 
     def test_sep_and_damaged_files_are_refused_in_one_line(self, tmp_path):
         self.table().to_parquet(tmp_path / "t.parquet")
-        with pytest.raises(InputError, match="--sep applies to text tables"):
+        with pytest.raises(InputError, match="sep applies to text tables"):
             read_table(tmp_path / "t.parquet", sep=";")
         (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
         with pytest.raises(InputError, match="cannot read '.*bad.parquet' as Parquet"):

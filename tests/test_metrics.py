@@ -188,9 +188,9 @@ def test_gpa_nan_when_not_estimable():
 @HYPOTHESIS
 @given(scored_groups(), st.sampled_from([2, 7, 100]))
 def test_audc_matches_threshold_loop(data, n_thresholds):
-    _, y_score, groups = data
+    y_true, y_score, groups = data
     fast = area_under_discrimination_curve(
-        y_score, sensitive_features=groups, n_thresholds=n_thresholds
+        y_true, y_score, sensitive_features=groups, n_thresholds=n_thresholds
     )
     assert close(fast, brute_audc(y_score, groups, n_thresholds))
 
@@ -209,21 +209,21 @@ def test_audc_identical_distributions_is_zero():
     scores = np.linspace(0, 1, 50)
     y_score = np.concatenate([scores, scores, scores])
     groups = np.repeat(["a", "b", "c"], 50)
-    assert area_under_discrimination_curve(y_score, sensitive_features=groups) == 0.0
+    assert area_under_discrimination_curve(np.arange(150) % 2, y_score, sensitive_features=groups) == 0.0
 
 
 def test_audc_fully_separated_groups_is_about_one():
     y_score = np.array([1.0] * 20 + [0.0] * 20)
     groups = np.array([1] * 20 + [0] * 20)
     # disc(t) = 1 for every threshold except t = 0, so the area is 1 - (1/99)/2.
-    audc = area_under_discrimination_curve(y_score, sensitive_features=groups)
+    audc = area_under_discrimination_curve(np.arange(40) % 2, y_score, sensitive_features=groups)
     assert audc == pytest.approx(1 - 0.5 / 99)
 
 
 def test_discrimination_nan_with_one_group():
     _, disc = discrimination_curve([0.1, 0.6], sensitive_features=["a", "a"])
     assert np.isnan(disc).all()
-    assert math.isnan(area_under_discrimination_curve([0.1, 0.6], sensitive_features=["a", "a"]))
+    assert math.isnan(area_under_discrimination_curve([0, 1], [0.1, 0.6], sensitive_features=["a", "a"]))
 
 
 # ---------------------------------------------------------------------------
@@ -260,6 +260,52 @@ def test_equalized_odds_difference_matches_fairlearn(data):
         y_true, y_pred, sensitive_features=groups
     )
     assert ours == pytest.approx(theirs, abs=1e-12)
+
+
+def _same(ours: float, theirs: float) -> bool:
+    return (math.isnan(ours) and math.isnan(theirs)) or ours == pytest.approx(theirs, abs=1e-12)
+
+
+@FAIRLEARN_HYPOTHESIS
+@given(predicted_groups())
+def test_demographic_parity_ratio_matches_fairlearn(data):
+    # Includes every group at rate 0 (0/0: NaN in both) and one at 0 (ratio 0).
+    y_true, y_pred, groups = data
+    ours = metrics.demographic_parity_ratio(y_true, y_pred, sensitive_features=groups)
+    assert _same(ours, fairlearn_metrics.demographic_parity_ratio(y_true, y_pred, sensitive_features=groups))
+
+
+@FAIRLEARN_HYPOTHESIS
+@given(predicted_groups())
+def test_equalized_odds_ratio_matches_fairlearn(data):
+    # Includes groups without positives or negatives and rates of 0 in every group.
+    y_true, y_pred, groups = data
+    ours = metrics.equalized_odds_ratio(y_true, y_pred, sensitive_features=groups)
+    assert _same(ours, fairlearn_metrics.equalized_odds_ratio(y_true, y_pred, sensitive_features=groups))
+
+
+def test_ratios_with_zero_rates_follow_fairlearn():
+    groups = ["a", "a", "a", "b", "b", "b"]
+    y_true = [0, 1, 0, 1, 0, 1]
+    assert metrics.demographic_parity_ratio(y_true, [0, 0, 0, 1, 1, 0], sensitive_features=groups) == 0.0
+    assert math.isnan(metrics.demographic_parity_ratio(y_true, [0] * 6, sensitive_features=groups))
+    assert math.isnan(metrics.equalized_odds_ratio(y_true, [0] * 6, sensitive_features=groups))
+    assert metrics.equalized_odds_ratio(y_true, [1] * 6, sensitive_features=groups) == 1.0
+
+
+def test_per_group_fnr_and_precision_match_scikit_learn():
+    from sklearn.metrics import precision_score, recall_score
+
+    rng = np.random.default_rng(3)
+    y_true, y_score = rng.integers(0, 2, 200), rng.random(200)
+    groups = rng.choice(["a", "b"], 200)
+    result = evaluate_scores(y_true, y_score, sensitive_features=groups, threshold=0.4, min_group_size=0)
+    for group in result.groups:
+        rows = groups == group.group
+        y_pred = (y_score[rows] >= 0.4).astype(int)
+        assert group.ppv == pytest.approx(precision_score(y_true[rows], y_pred))
+        assert group.fnr == pytest.approx(1 - recall_score(y_true[rows], y_pred))
+        assert group.fnr + group.tpr == pytest.approx(1.0)
 
 
 def test_dp_and_eo_nan_with_one_group():
@@ -303,7 +349,7 @@ def test_evaluate_scores_matches_sklearn_and_components():
     assert result.gpa == pytest.approx(
         group_pairwise_accuracy_difference(y_true[kept], y_score[kept], **kw)
     )
-    assert result.audc == pytest.approx(area_under_discrimination_curve(y_score[kept], **kw))
+    assert result.audc == pytest.approx(area_under_discrimination_curve(y_true[kept], y_score[kept], **kw))
     assert result.dp_difference == pytest.approx(
         fairlearn_metrics.demographic_parity_difference(y_true[kept], y_pred[kept], **kw)
     )
@@ -328,7 +374,7 @@ def test_fewer_than_two_large_groups_gives_nan_fairness():
     y_true, y_score, groups = _three_groups(sizes=(60, 20, 8))
     result = evaluate_scores(y_true, y_score, sensitive_features=groups, min_group_size=30)
     assert result.small_groups == ("a", "c")
-    for name in ("gpa", "audc", "dp_difference", "eo_difference", "d_gpa", "d_audc"):
+    for name in ("gpa", "audc", "dp_difference", "eo_difference", "dp_ratio", "eo_ratio", "d_gpa", "d_audc"):
         assert math.isnan(getattr(result, name)), name
     assert not math.isnan(result.auc)  # predictive metrics still use every row
 
@@ -340,11 +386,11 @@ def test_to_dict_is_strict_json():
     as_dict = result.to_dict()
     assert list(as_dict) == [
         "auc", "accuracy", "balanced_accuracy", "gpa", "audc", "dp_difference",
-        "eo_difference", "d_gpa", "d_audc", "n", "threshold", "groups", "small_groups",
+        "eo_difference", "dp_ratio", "eo_ratio", "d_gpa", "d_audc", "n", "threshold", "groups", "small_groups",
         "positive_rate", "degenerate", "constant_scores",
     ]
     assert list(as_dict["groups"][0]) == [
-        "group", "n", "base_rate", "selection_rate", "tpr", "fpr", "auc",
+        "group", "n", "base_rate", "selection_rate", "tpr", "fpr", "fnr", "ppv", "auc",
     ]
     assert as_dict["gpa"] is None and as_dict["d_audc"] is None
     assert as_dict["groups"][2]["auc"] is None and as_dict["groups"][2]["fpr"] is None
@@ -374,7 +420,9 @@ def test_single_class_y_true_gives_nan_auc():
     assert isinstance(result, EvaluationResult)
 
 
-@pytest.mark.parametrize("name", ["demographic_parity_difference", "equalized_odds_difference"])
+@pytest.mark.parametrize(
+    "name", ["demographic_parity_difference", "equalized_odds_difference", "demographic_parity_ratio", "equalized_odds_ratio"]
+)
 def test_fairlearn_named_metrics_are_called_as_in_fairlearn(name):
     """A fairlearn user's call works unchanged and gives fairlearn's answer; a positional
     group column is refused rather than read as something else."""
@@ -423,7 +471,7 @@ def test_other_functions_reject_bad_input():
     with pytest.raises(ValueError, match=re.escape("y_score must contain only finite numbers")):
         group_pairwise_accuracy_difference([0, 1, 1], [0, np.nan, 1], sensitive_features=groups)
     with pytest.raises(ValueError, match=re.escape("n_thresholds must be an integer >= 2")):
-        area_under_discrimination_curve([0.1, 0.5, 0.9], sensitive_features=groups, n_thresholds=1)
+        area_under_discrimination_curve([0, 1, 1], [0.1, 0.5, 0.9], sensitive_features=groups, n_thresholds=1)
     # Rank-based metrics accept any real score; only the threshold-based ones need [0, 1].
     assert not math.isnan(
         group_pairwise_accuracy_difference([0, 1, 1, 0], [-3.0, 2.0, 5.0, 1.0],

@@ -3,6 +3,7 @@ layout says what it left out."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 
@@ -105,12 +106,15 @@ def test_sweep_footer_with_one_fold_claims_no_std():
 
 def _evaluation() -> EvaluationResult:
     groups = tuple(
-        GroupMetrics(group=name, n=n, base_rate=0.4567, selection_rate=0.3891, tpr=0.7342, fpr=0.2219, auc=0.7734)
+        GroupMetrics(
+            group=name, n=n, base_rate=0.4567, selection_rate=0.3891, tpr=0.7342, fpr=0.2219, fnr=0.2658, ppv=0.6123,
+            auc=0.7734,
+        )
         for name, n in (("African-American", 3175), ("Caucasian", 2103), ("Native American", 11))
     )
     return EvaluationResult(
         auc=0.734125, accuracy=0.681234, balanced_accuracy=0.679912, gpa=0.021987, audc=0.043219,
-        dp_difference=0.183456, eo_difference=0.201234, d_gpa=0.287862, d_audc=0.309094, n=5289,
+        dp_difference=0.183456, eo_difference=0.201234, dp_ratio=0.612345, eo_ratio=0.587654, d_gpa=0.287862, d_audc=0.309094, n=5289,
         threshold=0.4812, groups=groups, small_groups=("Native American",), positive_rate=0.4412,
         degenerate=False, constant_scores=False,
     )  # fmt: skip
@@ -147,6 +151,67 @@ def test_audit_tables_keep_whole_numbers(width):
         assert figure in text
     for figure in ("0.6523", "0.1400", "0.6946", "0.9812", "0.0370", "0.0543", "0.0035"):
         assert figure in text
+
+
+def _explained_audit(**changes) -> RepresentationAudit:
+    """The issue's audit: a leakage AUC of 0.487 on the code, 0.548 on theta, a plug-in
+    of 0.96 bits from 5012 distinct codes in 5289 rows next to a joint 0.0014 bits."""
+    audit = _audit()
+    code = dataclasses.replace(
+        audit.code, audited="sampled code", rf_accuracy=0.49, leakage_auc=0.487, leakage_auc_stderr=0.0312
+    )
+    theta = dataclasses.replace(audit.theta, audited="firing probabilities", leakage_auc=0.548, leakage_auc_stderr=0.0301)
+    return dataclasses.replace(audit, **{"code": code, "theta": theta, "theta_gap_stderr": 0.0345, "plugin_sparse_cells": 0.97, **changes})
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_audit_table_leads_with_the_leakage_auc_and_explains_adrg(width):
+    console = terminal(width)
+    report.render_audit(console, _explained_audit(), title="audit")
+    text = drawn(console)
+    first_row = next(line for line in text.splitlines() if line.startswith("│"))
+    assert "leakage AUC" in first_row and "0.4870 ± 0.0312" in first_row and "0.5480 ± 0.0301" in first_row
+    order = ["leakage AUC", "balanced accuracy", "accuracy predicting S", "majority-group share", "ADRG"]
+    assert sorted(order, key=text.index) == order
+    assert "-0.0223" in text  # the signed gain: worse than the majority guess
+    flat = " ".join(text.split())
+    assert "a forest worse than the majority guess (gain < 0) counts there as leakage too" in flat
+    assert "standard errors from 200 resamples of the test rows" in flat
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_audit_comments_on_a_leakage_auc_below_chance(width):
+    console = terminal(width)
+    report.render_audit(console, _explained_audit(), title="audit")
+    flat = " ".join(drawn(console).split())
+    assert "sampled code: leakage AUC 0.4870 is below 0.5, within 2 standard errors of chance: noise, not anti-leakage" in flat
+    beyond = _explained_audit()
+    beyond = dataclasses.replace(beyond, code=dataclasses.replace(beyond.code, leakage_auc=0.40, leakage_auc_stderr=0.02))
+    console = terminal(width)
+    report.render_audit(console, beyond, title="audit")
+    flat = " ".join(drawn(console).split())
+    assert "leakage AUC 0.4000 is below 0.5 by more than 2 standard errors" in flat and "not anti-leakage" in flat
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_plugin_estimate_is_never_printed_bare_beside_the_joint_one(width):
+    console = terminal(width)
+    report.render_audit(console, _explained_audit(), title="audit")
+    flat = " ".join(drawn(console).split())
+    assert "plug-in I(T;S) from one draw per row: 0.9612 bits (plug-in), biased upwards: 97% of the (code, group) cells" in flat
+    assert "the joint figure is the one to read" in flat
+    console = terminal(width)
+    report.render_audit(console, _explained_audit(plugin_sparse_cells=0.05), title="audit")
+    flat = " ".join(drawn(console).split())
+    assert "biased upwards" not in flat
+    assert "0.9612 bits (plug-in), 5% of the (code, group) cells expect fewer than 5 rows" in flat
+
+
+def test_theta_warning_needs_a_gap_beyond_two_standard_errors():
+    """0.548 against 0.487 is a gap of 0.061: within 2 x 0.0345, beyond 2 x 0.01."""
+    assert report.audit_notes(_explained_audit()) == []
+    [note] = report.audit_notes(_explained_audit(theta_gap_stderr=0.01))
+    assert "leakage AUC 0.548 vs 0.487: a gap of 0.061, beyond 2 standard errors (0.020)" in note
 
 
 def _commands():
