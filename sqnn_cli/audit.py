@@ -208,6 +208,9 @@ def _forest(trees: int, seed: int, n_jobs: int, label: str, progress: ProgressCa
         forest.fit(X, y)
         if progress is not None:
             progress(label, grown, trees)
+    # Parallel prediction adds the trees' votes in whatever order the threads finish, so
+    # the probabilities, and the AUCs, would change in the last bits from run to run.
+    forest.set_params(n_jobs=1)
     return forest
 
 

@@ -1251,8 +1251,13 @@ def main() -> None:
         context = getattr(exc, "ctx", None)
         if context is not None:
             hint = f" (see '{context.command_path} --help')"
-        report.error(err, f"{exc.format_message()}{hint}")
-        sys.exit(getattr(exc, "exit_code", EXIT_INPUT))
+        message, code = f"{exc.format_message()}{hint}", getattr(exc, "exit_code", EXIT_INPUT)
+        report.error(err, message)
+        # Before the command ran, --json is only a word on the command line; a pipeline
+        # that asked for JSON still gets one object.
+        if "--json" in sys.argv[1:]:
+            typer.echo(report.to_json({"error": message, "exit_code": code}))
+        sys.exit(code)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 

@@ -2,12 +2,14 @@
 
 "I need DP <= 0.05" is what a practitioner knows; gamma is how sqnn gets there. The
 search trains every gamma of a grid on inner folds of the training rows (the sweep's
-machinery, sweep.validation_summary), judges each gamma's mean validation metrics
+machinery, sweep.validation_records), judges each gamma's mean validation metrics
 against the bounds (gates.Gate, the same bounds evaluate checks), and picks the most
 accurate gamma that meets them all: the largest mean AUC, the smaller gamma on a tie.
-A gamma with a degenerate fold (every row in one class) is never chosen: its DP and EO
+When no gamma of the grid meets them, the grid is refined between the closest gamma and its
+neighbour towards the bounds, a few times (refined_gammas). A gamma with a degenerate fold (every row in one class) is never chosen: its DP and EO
 are trivially met; nor is one whose model ranks no better than chance (mean AUC not
-above 0.5 by two standard errors over the folds): a coin meets every fairness bound.
+above 0.5 by two standard errors over the folds), or keeps less than half the skill (AUC
+above 0.5) of the grid's smallest gamma: a coin meets every fairness bound.
 Only the training rows are seen, so a held-out split stays honest.
 """
 
@@ -20,7 +22,7 @@ from typing import Any, Sequence
 from .gates import Gate
 from .sweep import SweepSummary
 
-__all__ = ["GammaChoice", "choose_gamma", "is_candidate", "better_than_chance", "CONSTRAINABLE"]
+__all__ = ["GammaChoice", "choose_gamma", "refined_gammas", "refusal", "skill", "better_than_chance", "CONSTRAINABLE", "MIN_SKILL"]
 
 # The figures a bound may be put on: every per-gamma mean of the validation summary that
 # evaluate also gates.
@@ -40,14 +42,20 @@ class GammaChoice:
     summary: SweepSummary
 
     def meets(self, row: dict[str, Any]) -> bool:
+        """Its mean validation metrics meet every bound (whether or not it may be chosen)."""
         return _violation(row, self.constraints) == 0.0
+
+    def refusal(self, row: dict[str, Any]) -> str | None:
+        """Why this gamma may not be chosen whatever the bounds (module ``refusal``)."""
+        return refusal(row, self.summary.rows[0])
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "chosen_gamma": self.gamma,
             "closest_gamma": self.closest,
             "rule": "largest mean inner-fold AUC among the gammas whose mean inner-fold metrics meet every bound, "
-            "with no degenerate fold and an AUC above chance by two standard errors",
+            "with no degenerate fold, an AUC above chance by two standard errors, and at least half the skill "
+            "(AUC - 0.5) of the smallest gamma",
             "constraints": [
                 {"option": gate.option, "metric": gate.metric, "kind": gate.kind, "bound": gate.bound}
                 for gate in self.constraints
@@ -56,9 +64,10 @@ class GammaChoice:
             "validation": [
                 {
                     "gamma": row["gamma"],
-                    "meets": self.meets(row) and is_candidate(row),
+                    "meets": self.meets(row) and self.refusal(row) is None,
+                    "refused_because": self.refusal(row),
                     "degenerate_folds": row["degenerate_folds"],
-                    "better_than_chance": better_than_chance(row),
+                    "skill": skill(row, self.summary.rows[0]),
                     **{f"{m}_mean": row.get(f"{m}_mean") for m in sorted(CONSTRAINABLE | {"d_gpa", "d_audc"})},
                 }
                 for row in self.summary.rows
@@ -78,16 +87,61 @@ def _violation(row: dict[str, Any], constraints: Sequence[Gate]) -> float:
     return total
 
 
+# A model must keep at least this share of the unconstrained model's skill, its AUC above
+# chance (0.5), to be chosen: past that, a bound is met by giving up the prediction, which
+# a constant score does as well (an AUC of 0.51 meets every fairness bound and helps nobody).
+MIN_SKILL = 0.5
+
+
 def better_than_chance(row: dict[str, Any]) -> bool:
     """Mean inner-fold AUC above 0.5 by more than two standard errors of that mean."""
     auc, spread = row.get("auc_mean"), row.get("auc_std") or 0.0
     return auc is not None and math.isfinite(auc) and auc - 2 * spread / math.sqrt(max(row["folds"], 1)) > 0.5
 
 
-def is_candidate(row: dict[str, Any]) -> bool:
-    """A gamma the search may choose: no fold put every row in one class, and its model
-    ranks better than chance."""
-    return not row["degenerate_folds"] and better_than_chance(row)
+def skill(row: dict[str, Any], baseline: dict[str, Any]) -> float:
+    """The share of ``baseline``'s AUC above chance that ``row`` keeps (1 when the baseline
+    has none to keep)."""
+    auc, reference = row.get("auc_mean"), baseline.get("auc_mean")
+    if auc is None or reference is None or not math.isfinite(reference) or reference <= 0.5:
+        return 1.0
+    return (auc - 0.5) / (reference - 0.5)
+
+
+def refusal(row: dict[str, Any], baseline: dict[str, Any]) -> str | None:
+    """Why the search may not choose this gamma whatever the bounds, or None: a fold put
+    every row in one class, its model ranks no better than chance, or it kept less than
+    MIN_SKILL of the smallest gamma's skill."""
+    if row["degenerate_folds"]:
+        return "one class"
+    if not better_than_chance(row):
+        return "AUC ~ chance"
+    if skill(row, baseline) < MIN_SKILL:
+        return f"AUC < {MIN_SKILL:.0%} of gamma {baseline['gamma']:g}'s skill"
+    return None
+
+
+REFINED_POINTS = 4
+
+
+def refined_gammas(choice: GammaChoice) -> tuple[float, ...]:
+    """Where to look next when no gamma met the bounds: REFINED_POINTS gammas evenly between
+    the closest gamma and whichever neighbour of it in the grid is nearer to meeting them
+    (its metrics alone, even if it is no candidate: gamma 1 meets a DP bound by ranking at
+    chance, and the gamma that meets it with some accuracy lies between). Empty when there
+    is nothing to refine: a gamma was chosen, or none came close."""
+    if choice.gamma is not None or choice.closest is None:
+        return ()
+    rows = choice.summary.rows
+    at = next(i for i, row in enumerate(rows) if row["gamma"] == choice.closest)
+    neighbours = [rows[i] for i in (at - 1, at + 1) if 0 <= i < len(rows)]
+    if not neighbours:
+        return ()
+    towards = min(neighbours, key=lambda row: _violation(row, choice.constraints))
+    low, high = sorted((choice.closest, towards["gamma"]))
+    step = (high - low) / (REFINED_POINTS + 1)
+    known = {row["gamma"] for row in rows}
+    return tuple(g for g in (round(low + step * i, 10) for i in range(1, REFINED_POINTS + 1)) if g not in known)
 
 
 def choose_gamma(summary: SweepSummary, constraints: Sequence[Gate]) -> GammaChoice:
@@ -96,7 +150,7 @@ def choose_gamma(summary: SweepSummary, constraints: Sequence[Gate]) -> GammaCho
     unknown = sorted({gate.metric for gate in constraints} - CONSTRAINABLE)
     if unknown:
         raise ValueError(f"no bound can be put on {', '.join(unknown)}; constrainable: {', '.join(sorted(CONSTRAINABLE))}")
-    candidates = [row for row in summary.rows if is_candidate(row)]
+    candidates = [row for row in summary.rows if summary.rows and refusal(row, summary.rows[0]) is None]
     meeting = [row for row in candidates if _violation(row, constraints) == 0.0]
     chosen = min(meeting, key=lambda row: (-row["auc_mean"], row["gamma"]))["gamma"] if meeting else None
     closest = None

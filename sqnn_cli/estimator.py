@@ -12,6 +12,7 @@ from numbers import Integral, Real
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions, make_constraint
@@ -423,6 +424,10 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             sensitive = np.asarray(sensitive_features)
         if sensitive.shape != (X.shape[0],):
             raise ValueError("sensitive_features must hold one group label per row of X")
+        # A missing label would silently become a group named "nan" or "None".
+        missing = pd.isna(sensitive)
+        if missing.any():
+            raise ValueError(f"sensitive_features is missing for {int(missing.sum())} row(s); give every row a group")
         self.groups_, group_index = np.unique(sensitive.astype(str), return_inverse=True)
         # Row keys hash each row's bytes, and torch refuses negative strides (X[::-1]).
         return np.ascontiguousarray(X), y, group_index
@@ -490,7 +495,11 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     def decision_threshold(self, given: float | None = None) -> float:
         """The threshold in force: ``given`` if there is one, else the model's own."""
         check_is_fitted(self, "threshold_")
-        return self.threshold_ if given is None else float(given)
+        if given is None:
+            return self.threshold_
+        if not (isinstance(given, (int, float, np.integer, np.floating)) and 0.0 <= given <= 1.0):
+            raise ParameterError("{threshold} must be a number in [0, 1], got {got}", got=_shown(given))
+        return float(given)
 
     def _train_epoch(
         self,

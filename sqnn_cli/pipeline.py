@@ -151,6 +151,9 @@ class GammaSearch:
     gammas: tuple[float, ...] = tuple(round(0.1 * step, 10) for step in range(11))
     folds: int = 3
     n_jobs: int = 1
+    refinements: int = 2
+    """When no gamma meets the bounds, how many times the grid is refined between the
+    closest gamma and its neighbour towards the bounds (constraints.refined_gammas)."""
 
 
 def search_gamma(
@@ -170,7 +173,8 @@ def search_gamma(
     validated on inner folds of the rows ``train`` trains on: with ``test_size``, the same
     held-out rows are set aside first and never seen."""
     from .constraints import choose_gamma
-    from .sweep import RunSettings, validation_summary
+    from .constraints import refined_gammas
+    from .sweep import RunSettings, summarise, validation_records
 
     if test_size is not None:
         check_test_size(test_size)
@@ -178,11 +182,19 @@ def search_gamma(
     train_rows, _ = _held_out_rows(data, test_size, int(estimator.random_state))
     params = {k: v for k, v in estimator.get_params().items() if k != "gamma"} | {"hidden": list(estimator.hidden)}
     settings = RunSettings(drop_missing=False, inf_as_missing=inf_as_missing, threshold=threshold, min_group_size=min_group_size)
-    summary = validation_summary(
-        frame.loc[data.kept_index].iloc[train_rows], roles, params, search.gammas, folds=search.folds, settings=settings,
-        n_jobs=search.n_jobs, on_progress=on_progress,
-    )  # fmt: skip
-    return choose_gamma(summary, search.constraints)
+    training_rows = frame.loc[data.kept_index].iloc[train_rows]
+    records: list[dict[str, Any]] = []
+    gammas = search.gammas
+    for _ in range(1 + search.refinements):
+        records += validation_records(
+            training_rows, roles, params, gammas, folds=search.folds, settings=settings, n_jobs=search.n_jobs,
+            on_progress=on_progress,
+        )  # fmt: skip
+        choice = choose_gamma(summarise(records, runs_planned=len(records), folds=search.folds), search.constraints)
+        gammas = refined_gammas(choice)
+        if choice.gamma is not None or not gammas:
+            break
+    return choice
 
 
 def train(

@@ -747,8 +747,6 @@ def plot_tradeoff(summary: SweepSummary, path: Path, *, title: str) -> Path:
 def render_gamma_search(console: Console, choice: GammaChoice) -> None:
     """The search's validation table: per gamma, the inner-fold mean AUC and each bounded
     metric, whether it meets every bound, and which gamma was chosen."""
-    from .constraints import better_than_chance
-
     metrics = list(dict.fromkeys(gate.metric for gate in choice.constraints))
     table = Table(title=f"gamma search: means over {choice.summary.folds} inner folds", header_style="bold", title_justify="left")
     table.add_column("gamma", justify="right")
@@ -757,11 +755,8 @@ def render_gamma_search(console: Console, choice: GammaChoice) -> None:
         table.add_column(_SEARCH_HEADERS.get(metric, metric), justify="right")
     table.add_column("meets", justify="left")
     for row in choice.summary.rows:
-        verdict = "yes" if choice.meets(row) else "no"
-        if row["degenerate_folds"]:
-            verdict = "no: one class"
-        elif not better_than_chance(row):
-            verdict = "no: AUC ~ chance"
+        refused = choice.refusal(row)
+        verdict = f"no: {refused}" if refused else "yes" if choice.meets(row) else "no"
         if row["gamma"] == choice.gamma:
             verdict = "[bold green]yes: chosen[/]"
         elif row["gamma"] == choice.closest:

@@ -46,5 +46,22 @@ def stratified_indices(
     try:
         train_rows, test_rows = train_test_split(np.arange(n_rows), test_size=test_size, random_state=seed, stratify=strata)
     except ValueError as exc:
-        raise ParameterError(MSG_CANNOT_SPLIT, action=action, got=test_size, reason=exc) from None
+        raise ParameterError(MSG_CANNOT_SPLIT, action=action, got=test_size, reason=_why_unsplittable(n_rows, strata, test_size, exc)) from None
     return train_rows, test_rows
+
+
+def _why_unsplittable(n_rows: int, strata: Any, test_size: float, error: ValueError) -> str:
+    """scikit-learn's refusal in the user's terms: each stratum needs a row on both sides,
+    so a side smaller than the number of strata cannot be stratified."""
+    if strata is None:
+        return str(error)
+    n_strata = pd.Series(np.asarray(strata)).nunique()
+    n_test = int(np.ceil(test_size * n_rows))
+    smaller = min(n_test, n_rows - n_test)
+    if smaller < n_strata:
+        side = "held-out" if n_test <= n_rows - n_test else "training"
+        return (
+            f"the {side} part would have {smaller} row(s), fewer than the {n_strata} strata it must keep "
+            f"(each value, or combination of values, stratified on); choose a share nearer 0.5"
+        )
+    return str(error)

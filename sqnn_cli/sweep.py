@@ -282,8 +282,12 @@ def run_one(task: RunTask) -> dict[str, Any]:
         }
         if settings.audit:
             how = pipeline.AuditSettings(trees=settings.trees, n_jobs=1, seed=int(plan.estimator_params["random_state"]))
-            audit = pipeline.audit(outcome.model, task.test, settings=how)
-            record["audit"] = audit.audit.to_dict()
+            try:
+                record["audit"] = pipeline.audit(outcome.model, task.test, settings=how).audit.to_dict()
+            except InputError as exc:
+                # A fold's rows can hold a group too small for the audit's stratified split:
+                # the run keeps its metrics and says why it has no audit, and the sweep goes on.
+                record["audit_error"] = str(exc)
     record["seconds"] = time.perf_counter() - started
     record["sqnn_version"] = __version__
     return record
@@ -769,8 +773,12 @@ def _gamma_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "folds": len(group),
             "degenerate_folds": sum(bool(r["metrics"].get("degenerate")) for r in group),
         }
+        failed_audits = [r["audit_error"] for r in group if r.get("audit_error")]
+        if failed_audits:
+            row["audit_failed_folds"] = len(failed_audits)
+            row["audit_error"] = failed_audits[0]
         columns = {m: [r["metrics"].get(m) for r in group] for m in SUMMARY_METRICS}
-        if any("audit" in r for r in group):
+        if any("audit" in r or "audit_error" in r for r in group):
             columns.update({m: [_audit_value(r, m) for r in group] for m in AUDIT_METRICS})
         for metric, values in columns.items():
             finite = [v for v in values if _finite(v)]
@@ -834,6 +842,10 @@ def _summary_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
     notes = []
     if len(rows) < 3:
         notes.append("correlations need at least three gammas")
+    unaudited = [r for r in rows if r.get("audit_failed_folds")]
+    if unaudited:
+        listing = ", ".join(f"{r['gamma']:g} ({r['audit_failed_folds']} of {r['folds']})" for r in unaudited)
+        notes.append(f"no audit at gamma {listing} fold(s), the audit means use the other folds: {unaudited[0]['audit_error']}")
     degenerate = [r for r in rows if r["degenerate_folds"]]
     if degenerate:
         listing = ", ".join(f"{r['gamma']:g} ({r['degenerate_folds']} of {r['folds']})" for r in degenerate)
@@ -844,7 +856,7 @@ def _summary_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
     return notes
 
 
-def validation_summary(
+def validation_records(
     frame: pd.DataFrame,
     roles: ColumnRoles,
     estimator_params: dict[str, Any],
@@ -854,10 +866,11 @@ def validation_summary(
     settings: RunSettings = RunSettings(),
     n_jobs: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
-) -> SweepSummary:
-    """A sweep of ``gammas`` over ``folds`` stratified folds of ``frame``, in memory: the
-    same runs, parallelism and summary as a sweep directory's, without the directory (a
-    search for the gamma that meets constraints keeps nothing but its choice)."""
+) -> list[dict[str, Any]]:
+    """The run records of a sweep of ``gammas`` over ``folds`` stratified folds of
+    ``frame``, in memory: the same runs and parallelism as a sweep directory's, without the
+    directory (a search for the gamma that meets constraints keeps nothing but its choice).
+    ``summarise`` turns them into the sweep's summary."""
     plan = SweepPlan(estimator_params=estimator_params, roles=roles, data_sha256="", folds=folds, settings=settings)
     tasks = make_tasks(plan, gammas, frame, None)
     records = []
@@ -865,7 +878,7 @@ def validation_summary(
         records.append(record)
         if on_progress is not None:
             on_progress(done, len(tasks))
-    return summarise(records, runs_planned=len(tasks), folds=folds)
+    return records
 
 
 # -- the whole sweep --------------------------------------------------------------------------

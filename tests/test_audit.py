@@ -346,3 +346,12 @@ def test_audit_refuses_a_model_without_its_binary_layer(compas_model, tmp_path):
     (damaged / "meta.json").write_text(json.dumps(meta))
     result = runner.invoke(app, ["audit-representation", str(damaged), COMPAS, "--trees", "5"])
     assert result.exit_code == 2 and "architecture" in result.stderr
+
+
+def test_the_audit_is_the_same_at_the_same_seed_on_several_cores():
+    """Forests grown on two cores vote in whatever order their threads finish; prediction
+    on one core keeps every figure the same from run to run."""
+    x, y, s = two_group_data(400)
+    model = handmade_model(np.array([[2.0, 0.0], [0.0, 2.0]]), np.array([-1.0, -1.0]), np.array([1.0, 1.0]))
+    first, second = (audit_representation(model, x, y, s, trees=8, n_jobs=2).to_dict() for _ in range(2))
+    assert first == second

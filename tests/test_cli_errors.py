@@ -658,3 +658,29 @@ def test_threads_apply_to_scoring_a_bundle(model, data, monkeypatch):
     assert_ok(invoke("evaluate", model, data, "--threads", "2"))
     assert_ok(invoke("evaluate", model, data))
     assert seen == [2, 1] and torch.get_num_threads() == before
+
+
+def test_an_unexpected_value_error_is_an_internal_error_in_one_line(model, data, monkeypatch):
+    """Not bad input the CLI knows of, not scikit-learn's parameter check: exit 3, one line."""
+    from sqnn_cli import pipeline
+
+    def broken(*args, **kwargs):
+        raise ValueError("something nobody foresaw")
+
+    monkeypatch.setattr(pipeline, "evaluate", broken)
+    result = invoke("evaluate", model, data, "--json")
+    assert result.exit_code == 3 and "Traceback" not in result.stdout + result.stderr
+    assert "internal error: ValueError: something nobody foresaw" in result.stderr
+    assert json.loads(result.stdout)["exit_code"] == 3
+
+
+def test_a_usage_error_under_json_still_prints_one_object():
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "sqnn_cli", "train", "absent.csv", "-s", "a", "--batch-size", "0", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 2 and json.loads(run.stdout)["exit_code"] == 2
+    assert run.stderr.startswith("error: Invalid value for '--batch-size'")

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from sqnn_cli import pipeline, sweep
 from sqnn_cli.cli import app
-from sqnn_cli.constraints import choose_gamma
+from sqnn_cli.constraints import choose_gamma, refined_gammas
 from sqnn_cli.data import prepare, resolve_roles
 from sqnn_cli.estimator import SQNNClassifier
 from sqnn_cli.gates import Gate
@@ -48,6 +48,35 @@ def test_with_no_gamma_meeting_the_bounds_the_closest_is_named():
     assert [row["meets"] for row in choice.to_dict()["validation"]] == [False, False, False]
 
 
+def test_the_grid_is_refined_towards_the_bounds_when_no_gamma_meets_them():
+    # gamma 0.9 misses DP by a little; gamma 1 meets it by ranking at chance.
+    bound = Gate("dp_difference", 0.05, "max", "--max-dp")
+    choice = choose_gamma(summary((0.0, 0.90, 0.29, 0), (0.9, 0.85, 0.083, 0), (1.0, 0.50, 0.005, 0)), [bound])
+    assert choice.gamma is None and choice.closest == 0.9
+    assert refined_gammas(choice) == (0.92, 0.94, 0.96, 0.98)
+    assert refined_gammas(choose_gamma(summary((0.0, 0.8, 0.05, 0)), [MAX_DP])) == ()
+
+
+def test_the_search_refines_until_a_gamma_meets_the_bound(monkeypatch):
+    """The refinement rounds run the new gammas only, and the choice sees every run."""
+    table = synthetic_table(200)
+    roles = resolve_roles(table, target="y", sensitive=["group"])
+    dp = {0.0: 0.3, 0.5: 0.2, 1.0: 0.0, 0.6: 0.15, 0.7: 0.09, 0.8: 0.04, 0.9: 0.01}
+    asked = []
+
+    def runs(frame, roles, params, gammas, **kwargs):
+        asked.append(tuple(gammas))
+        auc = {g: 0.5 if g == 1.0 else 0.9 - 0.2 * g for g in gammas}
+        return [{"gamma": g, "fold": f, "metrics": {"auc": auc[g] + f / 1000, "dp_difference": dp[g]}} for g in gammas for f in range(3)]
+
+    monkeypatch.setattr(sweep, "validation_records", runs)
+    monkeypatch.setattr("sqnn_cli.constraints.REFINED_POINTS", 4)
+    search = pipeline.GammaSearch((MAX_DP,), gammas=(0.0, 0.5, 1.0))
+    choice = pipeline.search_gamma(table, roles, SQNNClassifier(epochs=1, device="cpu"), search)
+    assert asked == [(0.0, 0.5, 1.0), (0.6, 0.7, 0.8, 0.9)]
+    assert choice.gamma == 0.7 and [row["gamma"] for row in choice.summary.rows] == [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+
+
 def test_an_unboundable_metric_is_refused():
     with pytest.raises(ValueError, match="no bound can be put on accuracy"):
         choose_gamma(summary((0.0, 0.8, 0.3, 0)), [Gate("accuracy", 0.9, "min", "--min-accuracy")])
@@ -59,11 +88,11 @@ def test_the_search_validates_on_training_rows_only(monkeypatch):
     roles = resolve_roles(table, target="y", sensitive=["group"])
     seen = {}
 
-    def spy(frame, *args, **kwargs):
+    def spy(frame, roles, params, gammas, **kwargs):
         seen["index"] = frame.index
-        return summary((0.0, 0.8, 0.05, 0))
+        return [{"gamma": 0.0, "fold": fold, "metrics": {"auc": 0.8 + fold / 100, "dp_difference": 0.05}} for fold in range(3)]
 
-    monkeypatch.setattr(sweep, "validation_summary", spy)
+    monkeypatch.setattr(sweep, "validation_records", spy)
     estimator = SQNNClassifier(epochs=1, device="cpu")
     choice = pipeline.search_gamma(table, roles, estimator, pipeline.GammaSearch((MAX_DP,)), test_size=0.3)
     assert choice.gamma == 0.0

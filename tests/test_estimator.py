@@ -404,3 +404,15 @@ def test_results_are_bit_identical_at_equal_thread_counts_and_as_good_across_the
     assert np.array_equal(fits["two"].predict_proba(x), fits["two again"].predict_proba(x))
     auc = {label: roc_auc_score(y, model.predict_proba(x)[:, 1]) for label, model in fits.items()}
     assert abs(auc["two"] - auc["one"]) < 0.02, auc
+
+
+def test_missing_group_labels_and_thresholds_outside_0_1_are_refused():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 3)), np.arange(60) % 2
+    groups = np.array(["a", "b"] * 30, dtype=object)
+    groups[5] = None
+    with pytest.raises(ValueError, match="sensitive_features is missing for 1 row"):
+        SQNNClassifier(epochs=1, device="cpu").fit(X, y, sensitive_features=groups)
+    model = SQNNClassifier(epochs=1, device="cpu").fit(X, y, sensitive_features=np.array(["a", "b"] * 30))
+    with pytest.raises(ValueError, match="threshold must be a number in"):
+        model.predict(X, threshold=5)

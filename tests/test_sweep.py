@@ -536,3 +536,22 @@ def test_an_audited_sweep_records_and_summarises_the_audit(tiny_data, tmp_path):
     outcome = run_sweep(tiny_request(tmp_path / "sweep", gammas=[0.5], settings=RunSettings(audit=True, trees=5)), tiny_data)
     assert all(record_problem(record) is None and "adrg" in record["audit"] for record in runs(tmp_path / "sweep"))
     assert outcome.summary.rows[0]["adrg_mean"] is not None
+
+
+def test_a_fold_whose_groups_cannot_be_audited_keeps_its_run_and_says_why(tmp_path):
+    """A group of three rows cannot be split for every fold's audit: those runs keep their
+    metrics, the audit means use the other folds, and the summary names them."""
+    from .conftest import synthetic_table
+
+    table = synthetic_table(300)
+    table.loc[table.index[:3], "group"] = "tiny"
+    data = tmp_path / "tiny.csv"
+    table.to_csv(data, index=False)
+    out = tmp_path / "sweep"
+    args = ["sweep-gamma", str(data), "-s", "group", "--gammas", "0", "--folds", "3", "--audit", "--trees", "3"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--json", *TINY])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    row = summary["gammas"][0]
+    assert row["folds"] == 3 and 1 <= row["audit_failed_folds"] <= 3
+    assert any("no audit at gamma 0" in note and "single row" in note for note in summary["notes"])
