@@ -287,15 +287,24 @@ class GateOptions:
     def bounds(self) -> dict[str, Optional[float]]:
         return {name: getattr(self, name) for name in _GATE_PARAMETERS}
 
-    def resampling(self, seed: int) -> Any:
-        """The bootstrap --ci asks for (None without it); --bootstrap and --gate-on bound need --ci."""
+    def resampling(self, seed: int | None, *, seed_used_elsewhere: bool = False) -> Any:
+        """The bootstrap --ci asks for (None without it); --bootstrap, --seed (unless
+        ``seed_used_elsewhere``) and --gate-on bound need --ci, and --gate-on bound a gate."""
         from .uncertainty import BootstrapSettings
 
-        if self.ci is None and (self.gate_on == GateOn.bound or self.bootstrap is not None):
-            option = "--gate-on bound judges on" if self.gate_on == GateOn.bound else "--bootstrap sets the resamples of"
-            raise InputError(f"{option} a confidence interval, and there is none without --ci; add --ci 0.95")
+        needs_ci = [
+            (self.gate_on == GateOn.bound, "--gate-on bound judges on"),
+            (self.bootstrap is not None, "--bootstrap sets the resamples of"),
+            (seed is not None and not seed_used_elsewhere, "--seed seeds the resamples of"),
+        ]
+        for given, what in needs_ci:
+            if given and self.ci is None:
+                raise InputError(f"{what} a confidence interval, and there is none without --ci; add --ci 0.95")
+        if self.gate_on == GateOn.bound and not any(value is not None for value in self.bounds().values()):
+            raise InputError("--gate-on bound says how gates are judged, and none is given; add one, e.g. --max-dp 0.1")
         resamples = BootstrapSettings.n_resamples if self.bootstrap is None else self.bootstrap
-        return None if self.ci is None else BootstrapSettings(confidence_level=self.ci, n_resamples=resamples, seed=seed)
+        settings = {"confidence_level": self.ci, "n_resamples": resamples, "seed": seed or 0}
+        return None if self.ci is None else BootstrapSettings(**settings)
 
     def judge(self, evaluation: Any) -> list[GateOutcome]:
         """The gates' outcomes on an evaluation: on each metric's value, or with --gate-on
@@ -558,8 +567,14 @@ def train(
     search_gammas: Annotated[
         Optional[str], typer.Option(help="Gammas the search tries \\[default: 0, 0.1, ..., 1].", show_default=False)
     ] = None,
-    search_folds: Annotated[int, typer.Option(min=2, max=limits.MAX_FOLDS, help="Inner folds of the training rows the search validates on.")] = 3,
-    n_jobs: Annotated[int, typer.Option(min=1, max=limits.MAX_N_JOBS, help="Search runs trained at once, each on one thread.")] = 1,
+    search_folds: Annotated[
+        Optional[int],
+        typer.Option(min=2, max=limits.MAX_FOLDS, help="Inner folds of the training rows the search validates on \\[default: 3].", show_default=False),
+    ] = None,
+    n_jobs: Annotated[
+        Optional[int],
+        typer.Option(min=1, max=limits.MAX_N_JOBS, help="Search runs trained at once, each on one thread \\[default: 1].", show_default=False),
+    ] = None,
     threads: ThreadsOpt = None,
     test_size: Annotated[
         Optional[float],
@@ -596,8 +611,11 @@ def train(
     )  # fmt: skip
     from . import pipeline
     from .bundle import check_writable, default_bundle_path, save_bundle
+    from .splits import check_test_size
 
     search = _gamma_search(gamma, _metric_gates(**bounds), search_gammas, search_folds, n_jobs)
+    if test_size is not None:
+        check_test_size(test_size)  # before the table is read or a search announced
     estimator = training.estimator(defaults.GAMMA if gamma is None else gamma)
     bundle_dir = out if out is not None else default_bundle_path(data)
     check_writable(bundle_dir, overwrite=overwrite, inputs=(data,))
@@ -649,26 +667,28 @@ def train(
 
 
 def _next_step(model: Path, data: Path, *, held_out: bool) -> str:
-    """What to run after train: scoring needs rows the model never saw, so without a
-    held-out split that means splitting before training, not after."""
+    """What to run after train: scoring needs rows the model never saw, which train cannot
+    tell apart (a file may be a whole table or the training part of a split), so it says
+    both ways."""
     bundle = shlex.quote(f"{model}/")
     if held_out:
         return f"next: sqnn evaluate {bundle} NEW.csv scores other rows; sqnn audit-representation {bundle} NEW.csv audits the code"
     return (
-        f"next: every row of {shlex.quote(str(data))} trained this model, so score it on other rows: split first "
-        f"(sqnn split {shlex.quote(str(data))} --train train.csv --test test.csv), train on train.csv, then "
-        "sqnn evaluate MODEL/ test.csv; or train with --test-size 0.3"
+        f"next: sqnn evaluate {bundle} TEST.csv on rows this model never saw (if {shlex.quote(str(data))} is a whole "
+        "table rather than the training part of `sqnn split`, split it first and train on the training part, "
+        "or train with --test-size 0.3)"
     )
 
 
-def _gamma_search(gamma: float | None, bounds: list[Gate], gammas: str | None, folds: int, n_jobs: int) -> Any:
+def _gamma_search(gamma: float | None, bounds: list[Gate], gammas: str | None, folds: int | None, n_jobs: int | None) -> Any:
     """What train searches gamma for, or None when it trains the gamma given (or the default)."""
     from .pipeline import GammaSearch
     from .sweep import gamma_grid
 
     if not bounds:
-        if gammas is not None:
-            raise InputError("--search-gammas lists the gammas a search tries; give a bound to search for, e.g. --max-dp 0.05")
+        given = [flag for flag, value in (("--search-gammas", gammas), ("--search-folds", folds), ("--n-jobs", n_jobs)) if value is not None]
+        if given:
+            raise InputError(f"{given[0]} sets how gamma is searched; give a bound to search for, e.g. --max-dp 0.05")
         return None
     if gamma is not None:
         raise InputError(
@@ -679,7 +699,7 @@ def _gamma_search(gamma: float | None, bounds: list[Gate], gammas: str | None, f
         grid = gamma_grid(_parse_floats(gammas, "--search-gammas"), 2) if gammas is not None else GammaSearch.gammas
     except ParameterError as exc:
         raise InputError(exc.worded(lambda name: "--search-gammas" if name == "gammas" else _flag(name))) from None
-    return GammaSearch(constraints=tuple(bounds), gammas=tuple(grid), folds=folds, n_jobs=n_jobs)
+    return GammaSearch(constraints=tuple(bounds), gammas=tuple(grid), folds=folds or GammaSearch.folds, n_jobs=n_jobs or 1)
 
 
 def _searched_gamma(frame, roles, estimator, search, training, test_size, threshold, min_group_size, json_output) -> Any:
@@ -698,11 +718,9 @@ def _searched_gamma(frame, roles, estimator, search, training, test_size, thresh
     if not json_output:
         report.render_gamma_search(err, choice)
     if choice.gamma is None:
-        closest = (
-            f"; the closest is gamma {choice.closest:g} (see the table)" if choice.closest is not None
-            else "; no gamma's model ranked better than chance without a fold in one class (train longer: --epochs)"
-        )
-        message = f"no gamma meets {bounds} on the inner folds{closest}; no model was written"
+        from .constraints import why_none
+
+        message = worded(f"no gamma meets {bounds} on the inner folds; {why_none(choice)}; no model was written", _flag)
         report.error(err, message)
         if json_output:
             typer.echo(report.to_json({"error": message, "exit_code": EXIT_GATE, "gamma_search": choice.to_dict()}))
@@ -727,7 +745,9 @@ def evaluate(
     inf_as_missing: InfAsMissingOpt = False,
     *,
     gates: GateOptions,
-    seed: Annotated[int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds the bootstrap resamples of --ci.")] = 0,
+    seed: Annotated[
+        Optional[int], typer.Option(min=0, max=limits.MAX_SEED, help="Seeds the bootstrap resamples of --ci \\[default: 0].", show_default=False)
+    ] = None,
     sep: SepOpt = None,
 ) -> None:
     """Score a labelled CSV with a trained model: accuracy, fairness and per-group metrics.
@@ -1146,8 +1166,14 @@ def report_document(
         Optional[Path], typer.Option("--sweep", help="Sweep directory (sqnn sweep-gamma --out) whose trade-off curve to include.", show_default=False)
     ] = None,
     audit: Annotated[bool, typer.Option("--audit", help="Also audit the representation (random forests, I(T;S)) as audit-representation does.")] = False,
-    trees: Annotated[int, typer.Option(min=1, max=limits.MAX_TREES, help="Trees per random forest with --audit (the paper used 1000).")] = 1000,
-    seed: Annotated[int, typer.Option(min=0, max=limits.MAX_SEED, help="Seeds the bootstrap resamples of --ci and the audit's split, forests and estimates.")] = 0,
+    trees: Annotated[
+        Optional[int],
+        typer.Option(min=1, max=limits.MAX_TREES, help="Trees per random forest with --audit (the paper used 1000) \\[default: 1000].", show_default=False),
+    ] = None,
+    seed: Annotated[
+        Optional[int],
+        typer.Option(min=0, max=limits.MAX_SEED, help="Seeds the bootstrap resamples of --ci and the audit's split, forests and estimates \\[default: 0].", show_default=False),
+    ] = None,
     threshold: ThresholdOpt = None,
     samples: SamplesOpt = None,
     threads: ThreadsOpt = None,
@@ -1176,7 +1202,11 @@ def report_document(
     from .data import file_sha256
     from .files import check_output_file
 
-    resampling = gates.resampling(seed)
+    if not audit and trees is not None:
+        raise InputError("--trees sets the forests of --audit; add --audit")
+    if seed is not None and not audit and gates.ci is None:
+        raise InputError("--seed seeds --ci's resamples and --audit's forests; add one of them")
+    resampling = gates.resampling(seed, seed_used_elsewhere=audit)
     targets = _report_targets(out, output_format.value, markdown)
     protected = _report_inputs(model, data, sweep)
     for path, _ in targets:
@@ -1194,7 +1224,7 @@ def report_document(
     if audit:
         with report.task_progress(err) as progress:
             audited = pipeline.audit(
-                bundle.model, frame, settings=pipeline.AuditSettings(trees=trees, seed=seed), drop_missing=drop_missing,
+                bundle.model, frame, settings=pipeline.AuditSettings(trees=trees or 1000, seed=seed or 0), drop_missing=drop_missing,
                 inf_as_missing=inf_as_missing, progress=progress,
             )  # fmt: skip
     for note in report.evaluation_warnings(evaluation, min_group_size):
@@ -1218,8 +1248,7 @@ def report_document(
 def _report_targets(out: Optional[Path], fmt: str, markdown: Optional[Path]) -> list[tuple[Path, str]]:
     """Where each form of the report goes: (path or _STDOUT, format)."""
     if out is None and markdown is None:
-        out = Path(f"report.{fmt}")
-        report.info(err, f"the report will be written to {out} (choose with --out)")
+        out = Path(f"report.{fmt}")  # announced once written ("wrote the ... report to ...")
     if out is not None and out != _STDOUT:
         other = next(name for name in _REPORT_SUFFIXES if name != fmt)
         if out.suffix.lower() in _REPORT_SUFFIXES[other]:

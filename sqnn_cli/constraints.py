@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from .gates import Gate
 from .sweep import SweepSummary
 
-__all__ = ["GammaChoice", "choose_gamma", "refined_gammas", "refusal", "skill", "better_than_chance", "CONSTRAINABLE", "MIN_SKILL"]
+__all__ = ["GammaChoice", "choose_gamma", "refined_gammas", "why_none", "refusal", "skill", "better_than_chance", "CONSTRAINABLE", "MIN_SKILL"]
 
 # The figures a bound may be put on: every per-gamma mean of the validation summary that
 # evaluate also gates.
@@ -135,9 +135,13 @@ def refined_gammas(choice: GammaChoice) -> tuple[float, ...]:
     rows = choice.summary.rows
     at = next(i for i, row in enumerate(rows) if row["gamma"] == choice.closest)
     neighbours = [rows[i] for i in (at - 1, at + 1) if 0 <= i < len(rows)]
-    if not neighbours:
+    closest_violation = _violation(rows[at], choice.constraints)
+    # Only towards a neighbour nearer the bounds: past the grid's end, or where the bounded
+    # metrics cannot be estimated, there is nothing between two gammas to find.
+    nearer = [row for row in neighbours if _violation(row, choice.constraints) < closest_violation]
+    if not nearer or not math.isfinite(closest_violation):
         return ()
-    towards = min(neighbours, key=lambda row: _violation(row, choice.constraints))
+    towards = min(nearer, key=lambda row: _violation(row, choice.constraints))
     low, high = sorted((choice.closest, towards["gamma"]))
     step = (high - low) / (REFINED_POINTS + 1)
     known = {row["gamma"] for row in rows}
@@ -157,3 +161,16 @@ def choose_gamma(summary: SweepSummary, constraints: Sequence[Gate]) -> GammaCho
     if chosen is None and candidates:
         closest = min(candidates, key=lambda row: (_violation(row, constraints), -row["auc_mean"]))["gamma"]
     return GammaChoice(gamma=chosen, closest=closest, constraints=tuple(constraints), summary=summary)
+
+
+def why_none(choice: GammaChoice) -> str:
+    """Why no gamma was chosen, with the way out, for the refusal's message."""
+    if choice.closest is not None:
+        row = choice.summary.row(choice.closest) or {}
+        if math.isinf(_violation(row, choice.constraints)):
+            return (
+                "the bounded metrics cannot be estimated on the inner folds: each fold's groups are under "
+                "{min_group_size} rows, or a fold lacks a class; lower {min_group_size}, give more rows, or fewer {search_folds}"
+            )
+        return f"the closest is gamma {choice.closest:g} (see the table)"
+    return "no gamma's model ranked better than chance without a fold in one class (train longer: {epochs})"

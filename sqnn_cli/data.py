@@ -65,7 +65,7 @@ MSG_NOT_A_FILE = "'{path}' is not a file"
 MSG_EMPTY = "data file '{path}' has no rows"
 MSG_UNREADABLE = "cannot read '{path}' as CSV: {reason}"
 MSG_DUPLICATE_COLUMNS = "data file '{path}' repeats the column name(s) {columns}; column names must be unique"
-MSG_MISSING_COLUMN = "{what} not in the data{suggestion} (columns: {available})"
+MSG_MISSING_COLUMN = " not in the data{suggestion} (columns: {available})"
 MSG_NEEDS_PYARROW = "'{path}' is a Parquet file; reading it needs pyarrow: pip install 'sqnn[parquet]'"
 MSG_UNREADABLE_PARQUET = "cannot read '{path}' as Parquet: {reason}"
 MSG_SEP_NOT_TEXT = "{sep} applies to text tables; '{path}' is a Parquet file, whose columns are stored as such"
@@ -356,13 +356,18 @@ def label_text(value: object) -> str:
     return str(value)
 
 
-def _require_columns(frame: pd.DataFrame, columns: Iterable[str]) -> None:
-    """Refuse, in one message, every named column the table lacks, listing all it has."""
+def _require_columns(frame: pd.DataFrame, columns: Iterable[str], named_by: dict[str, str] | None = None) -> None:
+    """Refuse, in one message, every named column the table lacks, listing all it has;
+    ``named_by`` says which parameter named a column, so the refusal says where to look."""
     absent = [column for column in dict.fromkeys(columns) if column not in frame.columns]
     if not absent:
         return
     present = [str(c) for c in frame.columns]
-    names = ", ".join(f"'{column}'" for column in absent)
+    named_by = named_by or {}
+    names = ", ".join(
+        fill("'{column}'", column=column) + (f" (given as {{{named_by[column]}}})" if column in named_by else "")
+        for column in absent
+    )
     what = f"column {names} is" if len(absent) == 1 else f"columns {names} are"
     guesses = {column: _close_columns(column, present) for column in absent}
     if len(absent) == 1 and guesses[absent[0]]:
@@ -371,7 +376,8 @@ def _require_columns(frame: pd.DataFrame, columns: Iterable[str]) -> None:
         suggestion = "; did you mean " + ", ".join(f"{g} for '{c}'" for c, g in guesses.items() if g) + "?"
     else:
         suggestion = ""
-    message = fill(MSG_MISSING_COLUMN, what=what, suggestion=suggestion, available=", ".join(present))
+    # ``what`` is a template already: the parameters that named each column stay fields.
+    message = what + fill(MSG_MISSING_COLUMN, suggestion=suggestion, available=", ".join(present))
     if len(present) == 1:
         # One column named "a;b;c": the file was split on the wrong delimiter.
         inside = [d for d in DELIMITERS if d in present[0]]
@@ -454,7 +460,9 @@ def resolve_roles(
     drop = tuple(drop)
     sensitive_bins = dict(sensitive_bins or {})
     auto_note = fill(MSG_AUTO_TARGET, column=target_column) if target is None else ""
-    _require_columns(frame, (target_column, *sensitive, *drop))
+    named_by = {column: "drop" for column in drop} | {column: "sensitive" for column in sensitive}
+    named_by[target_column] = "target" if target is not None else named_by.get(target_column, "target")
+    _require_columns(frame, (target_column, *sensitive, *drop), named_by)
     for column in sensitive:
         if column == target_column:
             raise ParameterError(fill(MSG_ROLE_CLASH, column=column, first="the target", second="sensitive") + auto_note)

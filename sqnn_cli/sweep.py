@@ -845,7 +845,9 @@ def _summary_notes(rows: Sequence[dict[str, Any]]) -> list[str]:
     unaudited = [r for r in rows if r.get("audit_failed_folds")]
     if unaudited:
         listing = ", ".join(f"{r['gamma']:g} ({r['audit_failed_folds']} of {r['folds']})" for r in unaudited)
-        notes.append(f"no audit at gamma {listing} fold(s), the audit means use the other folds: {unaudited[0]['audit_error']}")
+        every = all(r["audit_failed_folds"] == r["folds"] for r in unaudited)
+        consequence = "those gammas have no audit figures" if every else "the audit means use the other folds"
+        notes.append(f"no audit at gamma {listing} fold(s); {consequence}: {unaudited[0]['audit_error']}")
     degenerate = [r for r in rows if r["degenerate_folds"]]
     if degenerate:
         listing = ", ".join(f"{r['gamma']:g} ({r['degenerate_folds']} of {r['folds']})" for r in degenerate)

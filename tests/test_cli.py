@@ -55,7 +55,8 @@ def test_train_announces_target_and_output(compas_model):
     cwd, result = compas_model
     assert "two_year_recid" in result.stderr and "last column" in result.stderr
     assert "compas-model" in result.stderr
-    assert "next: every row of" in result.stderr and "split first" in result.stderr
+    assert "next: sqnn evaluate compas-model/ TEST.csv on rows this model never saw" in result.stderr
+    assert "split it first" in result.stderr
     assert result.stdout == ""  # human output never pollutes stdout
     meta = json.loads((Path(cwd) / "compas-model" / "meta.json").read_text())
     assert meta["roles"]["target"] == "two_year_recid"

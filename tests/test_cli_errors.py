@@ -142,14 +142,15 @@ def test_gzipped_csv_trains_and_the_default_target_is_announced(tmp_path):
 @pytest.mark.parametrize(
     "options, column",
     [
-        (["--target", "label", "-s", "sex"], "label"),
-        (["-s", "gender"], "gender"),
-        (["-s", "sex", "-s", "race"], "race"),
-        (["-s", "sex", "--drop", "id"], "id"),
+        (["--target", "label", "-s", "sex"], "'label' (given as --target)"),
+        (["-s", "gender"], "'gender' (given as --sensitive)"),
+        (["-s", "sex", "-s", "race"], "'race' (given as --sensitive)"),
+        (["-s", "sex", "--drop", "id"], "'id' (given as --drop)"),
     ],
 )
 def test_missing_column(data, tmp_path, options, column):
-    line = assert_input_error(train(data, tmp_path / "m", *options), f"column '{column}' is not in the data")
+    """The refusal names the column and the option that named it."""
+    line = assert_input_error(train(data, tmp_path / "m", *options), f"column {column} is not in the data")
     assert "age, hours, colour, sex, y" in line
 
 

@@ -69,7 +69,7 @@ def test_sep_overrides_the_sniffed_delimiter(tmp_path):
     table().drop(columns="note").to_csv(path, sep="\t", index=False)
     # Read as comma-separated, the TSV's header is one column with tabs in its name.
     line = error_line(invoke("train", path, "-s", "sex", "--sep", ",", "--out", tmp_path / "m"))
-    assert "'sex' is not in the data" in line and line.endswith("the header holds tabs: pass --sep tab")
+    assert "'sex' (given as --sensitive) is not in the data" in line and line.endswith("the header holds tabs: pass --sep tab")
 
 
 def test_a_semicolon_file_splits_and_its_halves_sweep(tmp_path):
@@ -112,7 +112,7 @@ def test_an_excel_file_is_refused_with_an_export_hint(tmp_path):
 
 def test_a_case_slip_gets_did_you_mean(tsv, tmp_path):
     line = error_line(invoke("train", tsv, "-s", "Sex", "--out", tmp_path / "m"))
-    assert line == "error: column 'Sex' is not in the data; did you mean 'sex'? (columns: age, note, sex, y)"
+    assert line == "error: column 'Sex' (given as --sensitive) is not in the data; did you mean 'sex'? (columns: age, note, sex, y)"
 
 
 @pytest.mark.parametrize("options, option, column", [(["-s", "sex", "-s", "sex"], "--sensitive", "sex"), (["-s", "sex", "--drop", "note", "--drop", "note"], "--drop", "note")])

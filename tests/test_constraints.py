@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from sqnn_cli import pipeline, sweep
 from sqnn_cli.cli import app
-from sqnn_cli.constraints import choose_gamma, refined_gammas
+from sqnn_cli.constraints import choose_gamma, refined_gammas, why_none
 from sqnn_cli.data import prepare, resolve_roles
 from sqnn_cli.estimator import SQNNClassifier
 from sqnn_cli.gates import Gate
@@ -55,6 +55,15 @@ def test_the_grid_is_refined_towards_the_bounds_when_no_gamma_meets_them():
     assert choice.gamma is None and choice.closest == 0.9
     assert refined_gammas(choice) == (0.92, 0.94, 0.96, 0.98)
     assert refined_gammas(choose_gamma(summary((0.0, 0.8, 0.05, 0)), [MAX_DP])) == ()
+
+
+def test_no_refinement_past_the_grids_end_or_where_the_metrics_are_undefined():
+    # DP falls with gamma and 0.5, the grid's end, is closest: nothing below it is nearer.
+    choice = choose_gamma(summary((0.0, 0.80, 0.22, 0), (0.5, 0.75, 0.17, 0)), [MAX_DP])
+    assert choice.closest == 0.5 and refined_gammas(choice) == ()
+    undefined = choose_gamma(summary((0.0, 0.80, None, 0), (0.5, 0.75, None, 0)), [MAX_DP])
+    assert refined_gammas(undefined) == ()
+    assert "cannot be estimated on the inner folds" in why_none(undefined)
 
 
 def test_the_search_refines_until_a_gamma_meets_the_bound(monkeypatch):
@@ -135,7 +144,8 @@ def test_an_unreachable_bound_exits_1_and_writes_no_model(s_leaks, tmp_path):
     "args, message",
     [
         (["--gamma", "0.3", "--max-dp", "0.1"], "--gamma and --max-dp do not go together"),
-        (["--search-gammas", "0,0.5"], "--search-gammas lists the gammas a search tries"),
+        (["--search-gammas", "0,0.5"], "--search-gammas sets how gamma is searched"),
+        (["--search-folds", "2"], "--search-folds sets how gamma is searched"),
         (["--max-dp", "0.1", "--search-gammas", "0,2"], "every gamma of --search-gammas must be in [0, 1]"),
     ],
 )

@@ -181,15 +181,15 @@ class TestResolveRoles:
     @pytest.mark.parametrize(
         "kwargs, column",
         [
-            ({"target": "label", "sensitive": ["sex"]}, "label"),
-            ({"target": "y", "sensitive": ["gender"]}, "gender"),
-            ({"target": "y", "sensitive": ["sex"], "drop": ["id"]}, "id"),
+            ({"target": "label", "sensitive": ["sex"]}, "'label' (given as target)"),
+            ({"target": "y", "sensitive": ["gender"]}, "'gender' (given as sensitive)"),
+            ({"target": "y", "sensitive": ["sex"], "drop": ["id"]}, "'id' (given as drop)"),
         ],
     )
     def test_missing_column_is_named_with_the_columns_present(self, kwargs, column):
         with pytest.raises(InputError) as info:
             resolve_roles(frame_of(SMALL), **kwargs)
-        assert str(info.value) == f"column '{column}' is not in the data (columns: age, colour, sex, y)"
+        assert str(info.value) == f"column {column} is not in the data (columns: age, colour, sex, y)"
 
     def test_numeric_sensitive_with_many_levels_is_refused_with_a_bins_hint(self):
         ages = list(range(20, 20 + MAX_SENSITIVE_LEVELS + 1))
@@ -556,7 +556,7 @@ class TestColumnNames:
     def test_a_slip_gets_a_did_you_mean(self, typed, meant):
         with pytest.raises(InputError) as info:
             resolve_roles(self.wide_frame(), target="y", sensitive=[typed])
-        assert str(info.value).startswith(f"column '{typed}' is not in the data; did you mean '{meant}'? (columns: c00, ")
+        assert str(info.value).startswith(f"column '{typed}' (given as sensitive) is not in the data; did you mean '{meant}'? (columns: c00, ")
 
     def test_columns_differing_only_in_case_are_both_suggested(self):
         frame = frame_of("Sex,sex,x,y\nF,F,1,0\nM,M,2,1\n")
@@ -568,7 +568,8 @@ class TestColumnNames:
             resolve_roles(self.wide_frame(), target="y", sensitive=["Sex", "race"], drop=["credt"])
         message = str(info.value)
         assert message.startswith(
-            "columns 'Sex', 'race', 'credt' are not in the data; did you mean 'sex' for 'Sex', 'credit' for 'credt'? (columns: "
+            "columns 'Sex' (given as sensitive), 'race' (given as sensitive), 'credt' (given as drop) are not in the data; "
+            "did you mean 'sex' for 'Sex', 'credit' for 'credt'? (columns: "
         )
 
     @pytest.mark.parametrize("option, kwargs", [("sensitive", {"sensitive": ["sex", "sex"]}), ("drop", {"sensitive": ["sex"], "drop": ["age", "age"]})])

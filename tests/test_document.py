@@ -215,6 +215,8 @@ def test_outputs_are_checked_before_any_work(made):
         (["--out", "-", "--markdown", "-"], "name the same file"),
         (["--bootstrap", "10"], "add --ci 0.95"),
         (["--gate-on", "bound", "--max-dp", "0.1"], "add --ci 0.95"),
+        (["--trees", "5"], "--trees sets the forests of --audit; add --audit"),
+        (["--seed", "3"], "--seed seeds --ci's resamples and --audit's forests"),
     ],
 )
 def test_contradictory_options_are_refused(made, tmp_path, options, fragment):

@@ -230,6 +230,8 @@ def evaluate(bundle, *args: str):
         (["--gate-on", "bound", "--max-dp", "0.1"], "--gate-on bound judges on a confidence interval"),
         (["--bootstrap", "500"], "--bootstrap sets the resamples of a confidence interval"),
         (["--ci", "1.5"], "--ci must lie strictly between 0 and 1, got 1.5"),
+        (["--seed", "5"], "--seed seeds the resamples of a confidence interval"),
+        (["--ci", "0.9", "--gate-on", "bound"], "--gate-on bound says how gates are judged, and none is given"),
     ],
 )
 def test_evaluate_refuses_interval_options_that_cannot_work(bundle, args, fragment):
