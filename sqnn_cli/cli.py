@@ -285,7 +285,7 @@ class GateOptions:
     ] = GateOn.value
 
     def bounds(self) -> dict[str, Optional[float]]:
-        return {name: getattr(self, name) for name in _GATE_PARAMETERS}
+        return {name: getattr(self, name) for name in _GATE_METRICS}
 
     def resampling(self, seed: int | None, *, seed_used_elsewhere: bool = False) -> Any:
         """The bootstrap --ci asks for (None without it); --bootstrap, --seed (unless
@@ -318,7 +318,18 @@ class GateOptions:
         )  # fmt: skip
 
 
-_GATE_PARAMETERS = ("max_gpa", "max_audc", "max_dp", "max_eo", "min_dp_ratio", "min_eo_ratio", "min_auc", "min_balanced_accuracy")
+# Every gate of evaluate and report (and the bounds train searches gamma for), by parameter
+# name: its metric and which side of the bound passes. The flag is the name with dashes.
+_GATE_METRICS = {
+    "max_gpa": ("gpa", "max"),
+    "max_audc": ("audc", "max"),
+    "max_dp": ("dp_difference", "max"),
+    "max_eo": ("eo_difference", "max"),
+    "min_dp_ratio": ("dp_ratio", "min"),
+    "min_eo_ratio": ("eo_ratio", "min"),
+    "min_auc": ("auc", "min"),
+    "min_balanced_accuracy": ("balanced_accuracy", "min"),
+}
 
 
 # -- the options of training, shared by train and sweep-gamma ---------------------------
@@ -326,7 +337,6 @@ SensitiveOpt = Annotated[
     list[str],
     typer.Option("--sensitive", "-s", help="Sensitive column; repeat it to form intersectional groups.", show_default=False),
 ]
-GammaOpt = Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of I(T;S) in the loss; 0 ignores fairness.")]
 
 
 @dataclass(frozen=True)
@@ -486,25 +496,9 @@ def _plain_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.value if isinstance(v, enum.Enum) else str(v) if isinstance(v, Path) else v) for k, v in options.items()}
 
 
-# Every gate option of evaluate (and the bounds train searches gamma for): its metric and
-# which side of the bound passes.
-_GATE_METRICS = {
-    "--max-gpa": ("gpa", "max"),
-    "--max-audc": ("audc", "max"),
-    "--max-dp": ("dp_difference", "max"),
-    "--max-eo": ("eo_difference", "max"),
-    "--min-dp-ratio": ("dp_ratio", "min"),
-    "--min-eo-ratio": ("eo_ratio", "min"),
-    "--min-auc": ("auc", "min"),
-    "--min-balanced-accuracy": ("balanced_accuracy", "min"),
-}
-
-
 def _metric_gates(**bounds: float | None) -> list[Gate]:
     """Gates for the bounds given, keyed by parameter name (``max_dp=0.1`` is --max-dp)."""
-    return gates_from_options(
-        {flag: (*_GATE_METRICS[flag], bounds[flag[2:].replace("-", "_")]) for flag in _GATE_METRICS if flag[2:].replace("-", "_") in bounds}
-    )
+    return gates_from_options({_flag(name): (*_GATE_METRICS[name], bound) for name, bound in bounds.items()})
 
 
 def _warn_dropped(rows: int) -> None:
