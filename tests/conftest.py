@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -44,3 +45,21 @@ def table_csv(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def make_table():
     return synthetic_table
+
+
+# A module that trains a bundle defines ``workspace`` (a directory holding ``data.csv`` and
+# the bundle ``model``); these name its parts, and give each test a copy to damage.
+@pytest.fixture
+def data(workspace: Path) -> Path:
+    return workspace / "data.csv"
+
+
+@pytest.fixture
+def model(workspace: Path) -> Path:
+    return workspace / "model"
+
+
+@pytest.fixture
+def damaged(model: Path, tmp_path: Path) -> Path:
+    """A private copy of the module's bundle to tamper with."""
+    return Path(shutil.copytree(model, tmp_path / "model"))

@@ -160,16 +160,6 @@ def workspace(tmp_path_factory, make_table):
     return root
 
 
-@pytest.fixture
-def data(workspace) -> Path:
-    return workspace / "data.csv"
-
-
-@pytest.fixture
-def damaged(workspace, tmp_path) -> Path:
-    return Path(shutil.copytree(workspace / "model", tmp_path / "model"))
-
-
 
 
 def weights_of(bundle: Path) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import gzip
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -74,24 +73,6 @@ def workspace(tmp_path_factory) -> Path:
     result = invoke("train", root / "data.csv", "-s", "sex", "--out", root / "model", *TINY)
     assert_ok(result)
     return root
-
-
-@pytest.fixture
-def data(workspace) -> Path:
-    return workspace / "data.csv"
-
-
-@pytest.fixture
-def model(workspace) -> Path:
-    return workspace / "model"
-
-
-@pytest.fixture
-def damaged(model, tmp_path) -> Path:
-    """A private copy of the trained bundle to tamper with."""
-    copy = tmp_path / "model"
-    shutil.copytree(model, copy)
-    return copy
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> Path:

@@ -211,22 +211,6 @@ def workspace(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def data(workspace) -> Path:
-    return workspace / "data.csv"
-
-
-@pytest.fixture
-def model(workspace) -> Path:
-    return workspace / "model"
-
-
-@pytest.fixture
-def damaged(model, tmp_path) -> Path:
-    """A private copy of the bundle to tamper with."""
-    return Path(shutil.copytree(model, tmp_path / "model"))
-
-
 
 
 def weights_of(bundle: Path) -> dict[str, torch.Tensor]:
