@@ -5,6 +5,7 @@ removing the neurons that carry S does to the predictions (DESIGN §3-4).
 from __future__ import annotations
 
 import copy
+import functools
 import statistics
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Sequence
@@ -20,8 +21,10 @@ from .errors import InputError, ParameterError
 from .estimator import SQNNClassifier
 from .information import (
     InformationEstimate,
+    checked_weights,
     conditional_flows,
     distinct_codes,
+    effective_rows,
     neuron_entropies,
     neuron_information,
     plugin_information,
@@ -199,13 +202,13 @@ class RepresentationAudit:
         })
 
 
-def _forest(trees: int, seed: int, n_jobs: int, label: str, progress: ProgressCallback | None, X, y):
+def _forest(trees: int, seed: int, n_jobs: int, label: str, progress: ProgressCallback | None, X, y, sample_weight=None):
     forest = RandomForestClassifier(n_estimators=0, warm_start=True, random_state=seed, n_jobs=n_jobs)
     grown = 0
     while grown < trees:
         grown = min(trees, grown + _TREES_PER_ROUND)
         forest.set_params(n_estimators=grown)
-        forest.fit(X, y)
+        forest.fit(X, y, sample_weight=sample_weight)
         if progress is not None:
             progress(label, grown, trees)
     # Parallel prediction adds the trees' votes in whatever order the threads finish, so
@@ -214,21 +217,46 @@ def _forest(trees: int, seed: int, n_jobs: int, label: str, progress: ProgressCa
     return forest
 
 
-def _rank_auc(positive: np.ndarray, score: np.ndarray) -> float:
+def _rank_auc(positive: np.ndarray, score: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """The binary AUC as the Mann-Whitney statistic, ties counted half: what
     roc_auc_score returns, without its input checks, which would make up most of the
-    bootstrap's time."""
+    bootstrap's time. With ``sample_weight`` a (positive, negative) pair counts with
+    the product of their weights, as in roc_auc_score."""
+    if sample_weight is not None:
+        return _weighted_rank_auc(positive, score, sample_weight)
     ranks = rankdata(score)
     n_positive = int(positive.sum())
     n_negative = len(positive) - n_positive
     return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
 
 
+def _weighted_rank_auc(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) -> float:
+    """``_rank_auc`` of weighted rows: each positive's weight times the negatives' weight
+    scored below it, plus half of that scored the same, over the product of the totals."""
+    values, inverse = np.unique(score, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    negative_mass = np.bincount(inverse, weights=np.where(positive, 0.0, weights), minlength=len(values))
+    below = np.cumsum(negative_mass) - negative_mass
+    beaten = below[inverse] + 0.5 * negative_mass[inverse]
+    positive_weights = np.where(positive, weights, 0.0)
+    return float(positive_weights @ beaten / (positive_weights.sum() * negative_mass.sum()))
+
+
 def _auc_of(
-    proba: np.ndarray, classes: np.ndarray, labels: np.ndarray, binary_auc: Callable[..., float] = roc_auc_score
+    proba: np.ndarray,
+    classes: np.ndarray,
+    labels: np.ndarray,
+    binary_auc: Callable[..., float] = roc_auc_score,
+    sample_weight: np.ndarray | None = None,
 ) -> float:
     """The AUC of a forest's probabilities ``proba`` (columns in ``classes`` order) for
-    ``labels``: one-vs-rest macro for more than two classes."""
+    ``labels``, its rows weighted by ``sample_weight`` if given: one-vs-rest macro for
+    more than two classes."""
+    if sample_weight is not None:
+        # A row of weight 0 is no test row: a class only such rows hold has no AUC.
+        kept = sample_weight > 0
+        proba, labels = proba[kept], labels[kept]
+        binary_auc = functools.partial(binary_auc, sample_weight=sample_weight[kept])
     if len(np.unique(labels)) < 2:
         return float("nan")
     if proba.shape[1] == 2:
@@ -241,24 +269,27 @@ def _auc_of(
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def _leakage_auc(forest: RandomForestClassifier, X, labels: np.ndarray) -> float:
-    return _auc_of(forest.predict_proba(X), forest.classes_, labels)
+def _leakage_auc(forest: RandomForestClassifier, X, labels: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
+    return _auc_of(forest.predict_proba(X), forest.classes_, labels, sample_weight=sample_weight)
 
 
 @dataclass(frozen=True)
 class _Scores:
     """A view's S-forest probabilities on the test rows, for the bootstrap: ``rows[i]``
-    holds the positions of test row i (one per code draw)."""
+    holds the positions of test row i (one per code draw), ``weights`` the weight of
+    each position (None: equal)."""
 
     proba: np.ndarray
     classes: np.ndarray
     labels: np.ndarray
     rows: np.ndarray
+    weights: np.ndarray | None = None
 
 
 def _bootstrap_aucs(views: Sequence[_Scores], groups: np.ndarray, seed: int) -> np.ndarray:
     """(BOOTSTRAP_RESAMPLES, views) leakage AUCs, every view rescored on the same
-    resamples of the test rows, each group's rows drawn with replacement."""
+    resamples of the test rows, each group's rows drawn with replacement; a drawn row
+    carries its weight."""
     rng = np.random.default_rng([seed, _BOOTSTRAP_STREAM])  # not the split's stream, which seed alone keys
     strata = [np.flatnonzero(groups == label) for label in np.unique(groups)]
     aucs = np.empty((BOOTSTRAP_RESAMPLES, len(views)))
@@ -266,7 +297,8 @@ def _bootstrap_aucs(views: Sequence[_Scores], groups: np.ndarray, seed: int) -> 
         rows = np.concatenate([rng.choice(stratum, size=len(stratum)) for stratum in strata])
         for v, view in enumerate(views):
             positions = view.rows[rows].ravel()
-            aucs[resample, v] = _auc_of(view.proba[positions], view.classes, view.labels[positions], _rank_auc)
+            weights = None if view.weights is None else view.weights[positions]
+            aucs[resample, v] = _auc_of(view.proba[positions], view.classes, view.labels[positions], _rank_auc, weights)
     return aucs
 
 
@@ -275,29 +307,45 @@ def _stderr(values: np.ndarray) -> float:
     return float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan")
 
 
-def _scored_forest_audit(
-    audited: str, train_X, test_X, train_s, test_s, *, trees, seed, n_jobs, progress, train_y=None, test_y=None
-) -> tuple[ForestAudit, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _Side:
+    """One side of the audit split in one view: the rows' features, groups, labels
+    (None: no forest for y) and weights (None: equal)."""
+
+    X: np.ndarray
+    s: np.ndarray
+    y: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+
+def _majority_share(labels: np.ndarray, weights: np.ndarray | None) -> float:
+    """The share of the most common label: of the rows, or of their weight."""
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    masses = counts if weights is None else np.bincount(inverse.reshape(-1), weights=weights)
+    return float(masses.max() / masses.sum())
+
+
+def _scored_forest_audit(audited: str, train: _Side, test: _Side, *, trees, seed, n_jobs, progress) -> tuple[ForestAudit, np.ndarray, np.ndarray]:
     """``forest_audit``'s figures, without the AUC's noise, and the S forest's test
-    probabilities with its classes."""
-    forest = _forest(trees, seed, n_jobs, f"S from {audited}", progress, train_X, train_s)
-    proba = forest.predict_proba(test_X)
+    probabilities with its classes. Forests fit the weighted training rows and are
+    scored on the weighted test rows."""
+    forest = _forest(trees, seed, n_jobs, f"S from {audited}", progress, train.X, train.s, train.weights)
+    proba = forest.predict_proba(test.X)
     predicted = forest.classes_.take(np.argmax(proba, axis=1))  # what forest.predict returns
-    _, counts = np.unique(test_s, return_counts=True)
-    majority = float(counts.max() / counts.sum())
-    accuracy = float(accuracy_score(test_s, predicted))
+    majority = _majority_share(test.s, test.weights)
+    accuracy = float(accuracy_score(test.s, predicted, sample_weight=test.weights))
     y_accuracy = y_auc = None
-    if train_y is not None and test_y is not None:
-        y_forest = _forest(trees, seed, n_jobs, f"y from {audited}", progress, train_X, train_y)
-        y_accuracy = float(accuracy_score(test_y, y_forest.predict(test_X)))
-        y_auc = _leakage_auc(y_forest, test_X, test_y)
+    if train.y is not None and test.y is not None:
+        y_forest = _forest(trees, seed, n_jobs, f"y from {audited}", progress, train.X, train.y, train.weights)
+        y_accuracy = float(accuracy_score(test.y, y_forest.predict(test.X), sample_weight=test.weights))
+        y_auc = _leakage_auc(y_forest, test.X, test.y, test.weights)
     audit = ForestAudit(
         audited=audited,
         rf_accuracy=accuracy,
         majority_share=majority,
         adrg=abs(accuracy - majority),
-        balanced_accuracy=float(balanced_accuracy_score(test_s, predicted)),
-        leakage_auc=_auc_of(proba, forest.classes_, test_s),
+        balanced_accuracy=float(balanced_accuracy_score(test.s, predicted, sample_weight=test.weights)),
+        leakage_auc=_auc_of(proba, forest.classes_, test.s, sample_weight=test.weights),
         y_accuracy=y_accuracy,
         y_auc=y_auc,
     )
@@ -317,17 +365,21 @@ def forest_audit(
     progress: ProgressCallback | None,
     train_y: np.ndarray | None = None,
     test_y: np.ndarray | None = None,
+    sample_weight: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ForestAudit:
     """Fit forests on one view of the training rows and score them on the test rows:
     how well S (and, given labels, y) can be recovered from that view, and the leakage
-    AUC's standard error over resamples of the test rows (each row independent)."""
-    audit, proba, classes = _scored_forest_audit(
-        audited, train_X, test_X, train_s, test_s, trees=trees, seed=seed, n_jobs=n_jobs, progress=progress,
-        train_y=train_y, test_y=test_y,
-    )  # fmt: skip
-    test_s = np.asarray(test_s)
-    scores = _Scores(proba, classes, test_s, np.arange(len(test_s)).reshape(-1, 1))
-    return replace(audit, leakage_auc_stderr=_stderr(_bootstrap_aucs([scores], test_s, seed)[:, 0]))
+    AUC's standard error over resamples of the test rows (each row independent).
+
+    ``sample_weight`` is the pair (training rows' weights, test rows' weights): the
+    forests fit the weighted training rows and every figure is of the weighted test rows.
+    """
+    train_weights, test_weights = (None, None) if sample_weight is None else sample_weight
+    train = _Side(train_X, train_s, train_y, checked_weights(train_weights, len(train_s)))
+    test = _Side(test_X, np.asarray(test_s), test_y, checked_weights(test_weights, len(test_s)))
+    audit, proba, classes = _scored_forest_audit(audited, train, test, trees=trees, seed=seed, n_jobs=n_jobs, progress=progress)
+    scores = _Scores(proba, classes, test.s, np.arange(len(test.s)).reshape(-1, 1), test.weights)
+    return replace(audit, leakage_auc_stderr=_stderr(_bootstrap_aucs([scores], test.s, seed)[:, 0]))
 
 
 def _sampled_codes(theta: np.ndarray, draws: int, seed: int) -> np.ndarray:
@@ -345,13 +397,16 @@ def _sampled_codes(theta: np.ndarray, draws: int, seed: int) -> np.ndarray:
     return codes
 
 
-def neuron_flows(theta: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[tuple[NeuronFlows, ...], InformationEstimate]:
+def neuron_flows(
+    theta: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: int = 0, sample_weight: np.ndarray | None = None
+) -> tuple[tuple[NeuronFlows, ...], InformationEstimate]:
     """Per-neuron entropy, bias flow I(T_i;S), accuracy flow I(T_i;y) and conditional
-    flow I(T_i;S | T_-i), with the joint I(T;S) the conditional flows come from."""
-    entropy = neuron_entropies(theta)
-    bias = neuron_information(theta, groups)
-    accuracy = neuron_information(theta, y)
-    conditional, joint = conditional_flows(theta, groups, seed=seed)
+    flow I(T_i;S | T_-i), with the joint I(T;S) the conditional flows come from; the
+    rows weighted by ``sample_weight`` if given."""
+    entropy = neuron_entropies(theta, sample_weight)
+    bias = neuron_information(theta, groups, sample_weight)
+    accuracy = neuron_information(theta, y, sample_weight)
+    conditional, joint = conditional_flows(theta, groups, seed=seed, sample_weight=sample_weight)
     neurons = tuple(
         NeuronFlows(i, float(entropy[i]), float(bias[i]), float(accuracy[i]), float(conditional[i]))
         for i in range(theta.shape[1])
@@ -359,16 +414,18 @@ def neuron_flows(theta: np.ndarray, groups: np.ndarray, y: np.ndarray, *, seed: 
     return neurons, joint
 
 
-def _audit_groups(groups, *, trees: int, test_size: float, draws: int) -> tuple[np.ndarray, np.ndarray]:
-    """The groups as text and their sorted labels, once the audit's settings and groups
-    are known to allow a stratified split."""
+def _audit_groups(groups, weights, *, trees: int, test_size: float, draws: int) -> tuple[np.ndarray, np.ndarray]:
+    """The groups as text and their sorted labels, once the audit's settings, groups
+    and weights are known to allow a stratified split."""
     check_test_size(test_size)
     if trees < 1 or draws < 1:
         raise ParameterError("{trees} and {draws} must be positive")
     groups = np.asarray(groups).astype(str)
-    labels, counts = np.unique(groups, return_counts=True)
+    labels, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
     if len(labels) < 2:
         raise InputError(f"the sensitive attribute has a single group ({labels[0]}); there is nothing to audit")
+    if weights is not None and np.count_nonzero(np.bincount(inverse.reshape(-1), weights=weights)) < 2:
+        raise InputError("only one group of the sensitive attribute has rows of positive weight; there is nothing to audit")
     if counts.min() < 2:
         raise InputError(
             f"group '{labels[counts.argmin()]}' has a single row; a stratified audit split needs at least two"
@@ -376,43 +433,35 @@ def _audit_groups(groups, *, trees: int, test_size: float, draws: int) -> tuple[
     return groups, labels
 
 
-def _view_audits(theta, codes, y, groups, rows, *, trees, seed, n_jobs, progress) -> tuple[ForestAudit, ForestAudit, float]:
-    """The forests on the sampled codes (every draw of every row stacked) and on theta,
-    trained on ``rows[0]`` and scored on ``rows[1]``, each with its leakage AUC's
-    standard error, and the standard error of theta's AUC minus the code's."""
+def _view_audits(theta, codes, y, groups, weights, rows, *, trees, seed, n_jobs, progress) -> tuple[ForestAudit, ForestAudit, float]:
+    """The forests on the sampled codes (every draw of every row stacked, each with its
+    row's weight) and on theta, trained on ``rows[0]`` and scored on ``rows[1]``, each
+    with its leakage AUC's standard error, and the standard error of theta's AUC minus
+    the code's."""
     train_rows, test_rows = rows
     draws = len(codes)
 
-    def stacked(view: np.ndarray, index: np.ndarray) -> np.ndarray:
-        return view[:, index].reshape(-1, view.shape[-1])
+    def code_side(index: np.ndarray) -> _Side:
+        weight = None if weights is None else np.tile(weights[index], draws)
+        stacked = codes[:, index].reshape(-1, codes.shape[-1])
+        return _Side(stacked, np.tile(groups[index], draws), np.tile(y[index], draws), weight)
 
-    def repeated(values: np.ndarray, index: np.ndarray) -> np.ndarray:
-        return np.tile(values[index], draws)
+    def theta_side(index: np.ndarray) -> _Side:
+        return _Side(theta[index], groups[index], weights=None if weights is None else weights[index])
 
     forests = {"trees": trees, "seed": seed, "n_jobs": n_jobs, "progress": progress}
-    code_audit, code_proba, code_classes = _scored_forest_audit(
-        CODE,
-        stacked(codes, train_rows),
-        stacked(codes, test_rows),
-        repeated(groups, train_rows),
-        repeated(groups, test_rows),
-        train_y=repeated(y, train_rows),
-        test_y=repeated(y, test_rows),
-        **forests,
-    )
-    theta_audit, theta_proba, theta_classes = _scored_forest_audit(
-        THETA, theta[train_rows], theta[test_rows], groups[train_rows], groups[test_rows], **forests
-    )
-    test_groups = groups[test_rows]
+    code_test, theta_test = code_side(test_rows), theta_side(test_rows)
+    code_audit, code_proba, code_classes = _scored_forest_audit(CODE, code_side(train_rows), code_test, **forests)
+    theta_audit, theta_proba, theta_classes = _scored_forest_audit(THETA, theta_side(train_rows), theta_test, **forests)
     n_test = len(test_rows)
     # Stacking is draw-major: test row i's draws sit at i, n_test + i, 2 n_test + i, ...
     code_positions = np.arange(n_test)[:, None] + n_test * np.arange(draws)[None, :]
     aucs = _bootstrap_aucs(
         [
-            _Scores(code_proba, code_classes, repeated(groups, test_rows), code_positions),
-            _Scores(theta_proba, theta_classes, test_groups, np.arange(n_test)[:, None]),
+            _Scores(code_proba, code_classes, code_test.s, code_positions, code_test.weights),
+            _Scores(theta_proba, theta_classes, theta_test.s, np.arange(n_test)[:, None], theta_test.weights),
         ],
-        test_groups,
+        theta_test.s,
         seed,
     )
     return (
@@ -422,13 +471,26 @@ def _view_audits(theta, codes, y, groups, rows, *, trees, seed, n_jobs, progress
     )
 
 
-def plugin_sparse_cells(codes: np.ndarray, groups: np.ndarray) -> float:
+def plugin_sparse_cells(codes: np.ndarray, groups: np.ndarray, sample_weight: np.ndarray | None = None) -> float:
     """The share of (code, group) cells whose expected count under independence,
     n_code * n_group / n, is below SPARSE_CELL_ROWS: over SPARSE_CELL_SHARE, the
-    plug-in I(T;S) is biased upwards (Cochran's rule for its chi-square correction)."""
-    code_counts = np.unique(np.asarray(codes), axis=0, return_counts=True)[1]
-    group_counts = np.unique(np.asarray(groups), return_counts=True)[1]
-    expected = np.outer(code_counts, group_counts) / len(groups)
+    plug-in I(T;S) is biased upwards (Cochran's rule for its chi-square correction).
+
+    With weights, a cell expects n p(code) p(group) rows, the shares weighted and n
+    the weights' effective size, which the plug-in's correction uses too; rows of
+    weight 0 are dropped."""
+    codes, groups = np.asarray(codes), np.asarray(groups)
+    weights = checked_weights(sample_weight, len(groups))
+    if weights is None:
+        code_counts = np.unique(codes, axis=0, return_counts=True)[1]
+        group_counts = np.unique(groups, return_counts=True)[1]
+        expected = np.outer(code_counts, group_counts) / len(groups)
+        return float(np.mean(expected < SPARSE_CELL_ROWS))
+    kept = weights > 0
+    weights = weights[kept] / weights.sum()
+    code_shares = np.bincount(np.unique(codes[kept], axis=0, return_inverse=True)[1].reshape(-1), weights=weights)
+    group_shares = np.bincount(np.unique(groups[kept], return_inverse=True)[1].reshape(-1), weights=weights)
+    expected = effective_rows(weights) * np.outer(code_shares, group_shares)
     return float(np.mean(expected < SPARSE_CELL_ROWS))
 
 
@@ -444,23 +506,32 @@ def audit_representation(
     seed: int = 0,
     n_jobs: int = -1,
     progress: ProgressCallback | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> RepresentationAudit:
-    """Audit both views of the binary layer: sampled codes and firing probabilities."""
-    groups, labels = _audit_groups(groups, trees=trees, test_size=test_size, draws=draws)
+    """Audit both views of the binary layer: sampled codes and firing probabilities.
+
+    With ``sample_weight`` (frequency weights, one per row) every figure is that of
+    the weighted rows: the forests fit and are scored on them, and the information
+    measures are those of the weighted mixture. The split, ``n`` and the draws still
+    count rows. A row of weight 0 is dropped from the information measures, and the
+    forests treat it as a tree treats the rows its bootstrap left out.
+    """
+    weights = checked_weights(sample_weight, len(y))
+    groups, labels = _audit_groups(groups, weights, trees=trees, test_size=test_size, draws=draws)
     rows = stratified_indices(len(y), groups, test_size=test_size, seed=seed, action="split for the audit with")
     theta = estimator.firing_probabilities(X).astype(np.float64)
     codes = _sampled_codes(theta, draws, seed)
     code_audit, theta_audit, theta_gap_stderr = _view_audits(
-        theta, codes, y, groups, rows, trees=trees, seed=seed, n_jobs=n_jobs, progress=progress
+        theta, codes, y, groups, weights, rows, trees=trees, seed=seed, n_jobs=n_jobs, progress=progress
     )
-    neurons, joint = neuron_flows(theta, groups, y, seed=seed)
+    neurons, joint = neuron_flows(theta, groups, y, seed=seed, sample_weight=weights)
     first_draw = codes[0]
     return RepresentationAudit(
         code=code_audit,
         theta=theta_audit,
         mi_joint=joint,
-        mi_plugin=plugin_information(first_draw, groups),
-        distinct_codes=distinct_codes(first_draw),
+        mi_plugin=plugin_information(first_draw, groups, weights),
+        distinct_codes=distinct_codes(first_draw if weights is None else first_draw[weights > 0]),
         neurons=neurons,
         n=len(y),
         groups=tuple(str(label) for label in labels),
@@ -468,7 +539,7 @@ def audit_representation(
         test_size=test_size,
         draws=draws,
         theta_gap_stderr=theta_gap_stderr,
-        plugin_sparse_cells=plugin_sparse_cells(first_draw, groups),
+        plugin_sparse_cells=plugin_sparse_cells(first_draw, groups, weights),
     )
 
 
@@ -540,15 +611,20 @@ def intervention_curves(
     threshold: float = 0.5,
     min_group_size: int = 30,
     n_samples: int | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> list[InterventionPoint]:
     """Metrics after removing the top-k neurons, k = 0..m, for every ranking.
 
     All points rescore the same seeded code draws through an edited head, so the
     differences between strategies are not sampling noise, and each point equals what
-    ``sqnn evaluate`` reports for the bundle ``sqnn prune`` writes.
+    ``sqnn evaluate`` reports for the bundle ``sqnn prune`` writes. With
+    ``sample_weight`` the metrics are of the weighted rows, and clamping fixes a neuron
+    at its weighted mean rate.
     """
+    weights = checked_weights(sample_weight, len(y))
     draws = list(estimator.code_draws(X, n_samples=n_samples))
-    mean_rates = estimator.firing_probabilities(X).mean(axis=0)
+    theta = estimator.firing_probabilities(X)
+    mean_rates = theta.mean(axis=0) if weights is None else np.average(theta, axis=0, weights=weights)
     m = len(neurons)
     orders: list[tuple[str, int, list[int]]] = [(by, 0, rank_neurons(neurons, by)) for by in RANKINGS]
     rng = np.random.default_rng(seed)
@@ -559,7 +635,9 @@ def intervention_curves(
         for k in range(m + 1):
             weight, bias = _edited_head(estimator, order[:k], mode, mean_rates)
             scores = torch.cat([rowwise.mean_probability(bits, weight, bias) for bits in draws]).cpu().numpy()
-            result = evaluate_scores(y, scores, sensitive_features=groups, threshold=threshold, min_group_size=min_group_size)
+            result = evaluate_scores(
+                y, scores, sensitive_features=groups, threshold=threshold, min_group_size=min_group_size, sample_weight=weights
+            )
             points.append(
                 InterventionPoint(strategy, repeat, k, tuple(order[:k]), result.auc, result.gpa, result.audc, result.dp_difference)
             )

@@ -52,7 +52,10 @@ __all__ = [
     "MAX_WEIGHTS_BYTES",
 ]
 
-SCHEMA_VERSION = 1
+# 2 added the sample-weight role (roles.weight), the objective, and the adversarial and
+# vfae methods, whose networks carry more tensors. A version-1 bundle reads as version 2
+# with no weight column and the independence objective.
+SCHEMA_VERSION = 2
 WEIGHTS_FILE = "weights.pt"
 PREPROCESS_FILE = "preprocess.json"
 META_FILE = "meta.json"
@@ -431,6 +434,9 @@ def _check_roles(roles: Any) -> None:
     )
     _require(numeric_lists, "roles.sensitive_bins is not an object of numeric cut points")
     _require(isinstance(roles.get("sensitive_as_feature", False), bool), "roles.sensitive_as_feature is not true/false")
+    weight = roles.get("weight")
+    _require(weight is None or isinstance(weight, str), "roles.weight is not a column name")
+    _require(weight not in roles["features"], "roles.weight is also a feature")
 
 
 def _checked_shapes(root: Path, meta: dict[str, Any], device: str) -> dict[str, tuple[int, ...]]:
@@ -447,27 +453,10 @@ def _checked_shapes(root: Path, meta: dict[str, Any], device: str) -> dict[str, 
         raise _refusal(root, f"meta.json: {_first_line(exc)}") from None
     except (TypeError, ValueError, OverflowError) as exc:
         raise _refusal(root, f"meta.json: bad model options ({_first_line(exc)})") from None
-    shapes = _network_shapes(meta["model"]["n_features_in"], [int(w) for w in model.hidden], model._code_size())
+    shapes = model.network_shapes(meta["model"]["n_features_in"], len(meta["model"]["groups"]))
     for step in meta.get("pruned", []):
         if any(i >= model._code_size() for i in step["neurons"]):
             raise _refusal(root, f"meta.json: pruned names a neuron beyond the code size {model._code_size()}")
-    return shapes
-
-
-def _network_shapes(n_features: int, hidden: list[int], code_size: int) -> dict[str, tuple[int, ...]]:
-    """The state_dict names and shapes of SQNNetwork(n_features, hidden, code_size),
-    computed without building it."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    width = n_features
-    for index, units in enumerate(hidden):
-        # features is a Sequential of [Linear, ReLU] pairs: the Linears are its even entries.
-        shapes[f"features.{2 * index}.weight"] = (units, width)
-        shapes[f"features.{2 * index}.bias"] = (units,)
-        width = units
-    shapes["binary.linear.weight"] = (code_size, width)
-    shapes["binary.linear.bias"] = (code_size,)
-    shapes["head.weight"] = (1, code_size)
-    shapes["head.bias"] = (1,)
     return shapes
 
 

@@ -100,7 +100,7 @@ def _command(func: Callable[..., Any]) -> Callable[..., Any]:
 # where the flag is not the parameter's name with dashes.
 _FLAGS = {
     "n_samples": "--samples", "random_state": "--seed", "id_column": "--id", "n_threads": "--threads",
-    "confidence_level": "--ci", "n_resamples": "--bootstrap", "output": "--out",
+    "confidence_level": "--ci", "n_resamples": "--bootstrap", "output": "--out", "sample_weight": "--weight",
 }  # fmt: skip
 
 
@@ -145,6 +145,7 @@ def _choices(name: str, *values: str) -> Any:
 
 StraightThrough = _choices("StraightThrough", *defaults.STRAIGHT_THROUGH_CHOICES)
 Method = _choices("Method", *defaults.METHODS)
+Objective = _choices("Objective", *defaults.OBJECTIVES)
 PruneMode = _choices("PruneMode", "zero", "clamp")
 Ranking = _choices("Ranking", "bias", "ratio", "conditional")
 Backend = _choices("Backend", "local", "dask")
@@ -200,6 +201,18 @@ MinGroupOpt = Annotated[
 ]
 DropMissingOpt = Annotated[
     bool, typer.Option("--drop-missing", help="Leave out rows with a missing target or sensitive value (and report how many).")
+]
+ScoringWeightOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--weight",
+        help="Weigh every metric's rows by this column of sample weights \\[default: the model's own weight column, "
+        "if it was trained with --weight].",
+        show_default=False,
+    ),
+]
+UnweightedOpt = Annotated[
+    bool, typer.Option("--unweighted", help="Weigh every row the same, even if the model was trained with --weight.")
 ]
 InfAsMissingOpt = Annotated[
     bool,
@@ -360,12 +373,33 @@ class TrainingOptions:
     sensitive_as_feature: Annotated[
         bool, typer.Option("--sensitive-as-feature", help="Also give the sensitive columns to the model as inputs.")
     ] = False
+    weight: Annotated[
+        Optional[str],
+        typer.Option(
+            "--weight",
+            help="Column of per-row sample weights (finite numbers >= 0; not a feature): training, the threshold "
+            "and every metric weigh each row by it, as if a row of weight k were k rows. Evaluating the model "
+            "later weighs by it too.",
+            show_default=False,
+        ),
+    ] = None
     drop_missing: DropMissingOpt = False
     inf_as_missing: InfAsMissingOpt = False
     method: Annotated[
         Method,
-        typer.Option(help="bernoulli: sum over neurons of I(T_i;S) (the paper's BinaryBernoulli); joint: I(T;S) of the whole layer."),
+        typer.Option(
+            help="bernoulli: sum over neurons of I(T_i;S) (the paper's BinaryBernoulli); joint: I(T;S) of the whole layer "
+            "(BinaryMI); adversarial: an adversary predicts S from the code and the encoder is trained against it "
+            "(AdvCls, Xie et al. 2017); vfae: a variational fair autoencoder with an MMD penalty (Louizos et al. 2016)."
+        ),
     ] = Method(defaults.METHOD)
+    objective: Annotated[
+        Objective,
+        typer.Option(
+            help="What the binary layer forgets: independence, I(T;S) (aims at demographic parity); "
+            "separation, I(T;S|Y) (aims at equalized odds and GPA)."
+        ),
+    ] = Objective(defaults.OBJECTIVE)
     hidden: Annotated[
         str,
         typer.Option(
@@ -414,6 +448,7 @@ class TrainingOptions:
         estimator = SQNNClassifier(
             gamma=gamma,
             method=self.method.value,
+            objective=self.objective.value,
             hidden=_parse_hidden(self.hidden),
             code_size=self.code_size,
             joint_samples=self.joint_samples,
@@ -441,6 +476,7 @@ class TrainingOptions:
             drop=self.drop or (),
             sensitive_bins=parse_bins(self.sensitive_bins or ()),
             sensitive_as_feature=self.sensitive_as_feature,
+            weight=self.weight,
         )
         where = "the last column; choose with --target" if self.target is None else "--target"
         report.info(err, f"target: '{roles.target}' ({where}), positive class {roles.positive_label!r}")
@@ -643,9 +679,8 @@ def train(
     rule, last = estimator.threshold_rule_, estimator.history_[-1]
     report.info(
         err,
-        f"trained on {outcome.rows_trained} rows in {outcome.seconds:.1f} s: final loss {last['loss']:.4f}, "
-        f"BCE {last['bce']:.4f}, MI {last['mi']:.4f} bits; decision threshold {estimator.threshold_:.4g} "
-        f"({rule}); model saved to {saved}/",
+        f"trained on {outcome.rows_trained} rows in {outcome.seconds:.1f} s: final {report.epoch_figures(last)}; "
+        f"decision threshold {estimator.threshold_:.4g} ({rule}); model saved to {saved}/",
     )
     if outcome.test is not None:
         for note in report.evaluation_warnings(outcome.test, min_group_size):
@@ -653,6 +688,8 @@ def train(
         if not json_output:
             report.render_evaluation(err, outcome.test.result, title=f"held-out split ({test_size:g})")
             report.info(err, report.threshold_note(outcome.test, rule=rule))
+            for note in report.weight_notes(outcome.test):
+                report.info(err, note)
     if not json_output:
         report.info(err, _next_step(saved, data, held_out=outcome.test is not None))
     if json_output:
@@ -737,6 +774,8 @@ def evaluate(
     min_group_size: MinGroupOpt = 30,
     drop_missing: DropMissingOpt = False,
     inf_as_missing: InfAsMissingOpt = False,
+    weight: ScoringWeightOpt = None,
+    unweighted: UnweightedOpt = False,
     *,
     gates: GateOptions,
     seed: Annotated[
@@ -746,7 +785,7 @@ def evaluate(
 ) -> None:
     """Score a labelled CSV with a trained model: accuracy, fairness and per-group metrics.
 
-    Column roles (target, sensitive columns, features), the target's labels and the decision threshold come from the model bundle. A gate whose metric cannot be estimated fails, and so does a fairness gate on a model that predicts one class for every row: neither ever passes silently.
+    Column roles (target, sensitive columns, features, sample weights), the target's labels and the decision threshold come from the model bundle. A gate whose metric cannot be estimated fails, and so does a fairness gate on a model that predicts one class for every row: neither ever passes silently.
 
     [bold]Examples[/]
 
@@ -768,6 +807,7 @@ def evaluate(
     evaluation = pipeline.evaluate(
         fitted, _read_table(data, sep), threshold=threshold, n_samples=samples, min_group_size=min_group_size,
         drop_missing=drop_missing, inf_as_missing=inf_as_missing, bootstrap=resampling,
+        weighting=pipeline.Weighting(weight, unweighted),
     )  # fmt: skip
     result = evaluation.result
     outcomes = gates.judge(evaluation)
@@ -781,7 +821,7 @@ def evaluate(
         render=lambda: report.render_evaluation(
             err, result, title=f"{data.name} scored by {model.name or model}", intervals=evaluation.intervals
         ),
-        notes=[report.threshold_note(evaluation, rule=fitted.estimator.threshold_rule_)],
+        notes=[report.threshold_note(evaluation, rule=fitted.estimator.threshold_rule_), *report.weight_notes(evaluation)],
     )
 
 
@@ -870,6 +910,8 @@ def audit_representation(
     max_adrg: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if ADRG of either audited view is above this.", show_default=False)] = None,
     max_leakage_auc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fail (exit 1) if the leakage AUC of either view is above this.", show_default=False)] = None,
     max_mi: Annotated[Optional[float], typer.Option(min=0.0, help="Fail (exit 1) if the joint I(T;S) in bits is above this.", show_default=False)] = None,
+    weight: ScoringWeightOpt = None,
+    unweighted: UnweightedOpt = False,
     sep: SepOpt = None,
 ) -> None:
     """Audit what the binary code still reveals about S: random forests, information flows, interventions.
@@ -899,7 +941,8 @@ def audit_representation(
                 mode=mode.value, random_repeats=random_repeats, threshold=threshold, min_group_size=min_group_size,
                 n_samples=samples,
             ) if interventions else None,
-            drop_missing=drop_missing, inf_as_missing=inf_as_missing, progress=progress,
+            drop_missing=drop_missing, inf_as_missing=inf_as_missing, weighting=pipeline.Weighting(weight, unweighted),
+            progress=progress,
         )  # fmt: skip
     gates = gates_from_options(
         {
@@ -943,6 +986,8 @@ def prune(
     inf_as_missing: InfAsMissingOpt = False,
     threads: ThreadsOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle directory.")] = False,
+    weight: ScoringWeightOpt = None,
+    unweighted: UnweightedOpt = False,
     sep: SepOpt = None,
 ) -> None:
     """Write a copy of a model without the k binary neurons that carry most information about S.
@@ -961,7 +1006,7 @@ def prune(
     check_writable(out, overwrite=overwrite, inputs=(model, data))
     outcome = pipeline.prune(
         load_bundle(model), _read_table(data, sep), k=k, by=by.value, mode=mode.value, data_path=data, seed=seed, drop_missing=drop_missing,
-        inf_as_missing=inf_as_missing,
+        inf_as_missing=inf_as_missing, weighting=pipeline.Weighting(weight, unweighted),
     )
     saved = save_bundle(out, outcome.model, meta=outcome.meta, overwrite=overwrite, inputs=(model,))
     removed = ", ".join(str(i) for i in outcome.removed)
@@ -1174,6 +1219,8 @@ def report_document(
     min_group_size: MinGroupOpt = 30,
     drop_missing: DropMissingOpt = False,
     inf_as_missing: InfAsMissingOpt = False,
+    weight: ScoringWeightOpt = None,
+    unweighted: UnweightedOpt = False,
     *,
     gates: GateOptions,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing report files.")] = False,
@@ -1209,9 +1256,10 @@ def report_document(
     swept = document.read_sweep(sweep) if sweep is not None else None
     bundle = load_bundle(model)
     frame = _read_table(data, sep)
+    weighting = pipeline.Weighting(weight, unweighted)
     evaluation = pipeline.evaluate(
         bundle.model, frame, threshold=threshold, n_samples=samples, min_group_size=min_group_size,
-        drop_missing=drop_missing, inf_as_missing=inf_as_missing, bootstrap=resampling,
+        drop_missing=drop_missing, inf_as_missing=inf_as_missing, bootstrap=resampling, weighting=weighting,
     )  # fmt: skip
     outcomes = gates.judge(evaluation)
     audited = None
@@ -1219,7 +1267,7 @@ def report_document(
         with report.task_progress(err) as progress:
             audited = pipeline.audit(
                 bundle.model, frame, settings=pipeline.AuditSettings(trees=trees or 1000, seed=seed or 0), drop_missing=drop_missing,
-                inf_as_missing=inf_as_missing, progress=progress,
+                inf_as_missing=inf_as_missing, weighting=weighting, progress=progress,
             )  # fmt: skip
     for note in report.evaluation_warnings(evaluation, min_group_size):
         report.warn(err, note)

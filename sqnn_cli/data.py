@@ -15,7 +15,7 @@ import io
 import itertools
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -33,6 +33,7 @@ __all__ = [
     "sniff_delimiter",
     "file_sha256",
     "resolve_roles",
+    "with_weight",
     "prepare",
     "parse_bins",
     "csv_line_numbers",
@@ -109,6 +110,15 @@ MSG_UNKNOWN_LABELS = (
 MSG_PROBLEMS = "{count} problems in the data: "
 MSG_NO_FEATURES = "no feature columns are left after removing the target, sensitive and dropped columns"
 MSG_ROLE_CLASH = "column '{column}' cannot be both {first} and {second}"
+MSG_BAD_WEIGHTS = (
+    "weight column '{column}' must hold finite numbers >= 0; {count} row(s) do not "
+    "(CSV lines {lines}, e.g. {example})"
+)
+MSG_WEIGHT_ABSENT = (
+    "the model was trained with sample weights from column '{column}', which the data lacks; "
+    "name its weight column with {weight} COLUMN, or pass {unweighted} to weigh every row the same"
+)
+MSG_NO_WEIGHT = "every row left has weight 0 in weight column '{column}'; a model needs rows that weigh something"
 # The separators a table is sniffed for, in the order a tie is broken.
 DELIMITERS = (",", ";", "\t", "|")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -136,9 +146,12 @@ class ColumnRoles:
     sensitive_as_feature: bool = False
     labels: tuple[str, ...] = ()
     """Every target value seen in training, as labels; () for bundles that predate it."""
+    weight: str | None = None
+    """The column of per-row sample weights, if any: not a feature."""
 
     def to_dict(self) -> dict:
         return {
+            "weight": self.weight,
             "target": self.target,
             "positive_label": self.positive_label,
             "sensitive": list(self.sensitive),
@@ -160,6 +173,7 @@ class ColumnRoles:
             sensitive_bins={k: tuple(float(e) for e in v) for k, v in data.get("sensitive_bins", {}).items()},
             sensitive_as_feature=bool(data.get("sensitive_as_feature", False)),
             labels=tuple(str(label) for label in data.get("labels", ())),
+            weight=None if data.get("weight") is None else str(data["weight"]),
         )
 
 
@@ -172,6 +186,11 @@ class PreparedData:
     groups: np.ndarray | None
     rows_dropped: int
     kept_index: pd.Index
+    weights: np.ndarray | None = None
+    """Each kept row's weight (float64, >= 0) where the roles name a weight column and the
+    labels were read; None otherwise."""
+    weight_column: str | None = None
+    """The column ``weights`` came from."""
 
 
 def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
@@ -439,6 +458,21 @@ def _sort_key(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
+def with_weight(roles: ColumnRoles, weight: str | None, *, unweighted: bool = False) -> ColumnRoles:
+    """The roles a bundle's model is scored with: its own weight column, another one
+    (``weight``), or none (``unweighted``)."""
+    if weight is not None and unweighted:
+        raise ParameterError("{weight} and {unweighted} contradict each other; pass one")
+    if unweighted:
+        return replace(roles, weight=None)
+    if weight is None:
+        return roles
+    for first, others in (("the target", (roles.target,)), ("sensitive", roles.sensitive)):
+        if weight in others:
+            raise ParameterError(fill(MSG_ROLE_CLASH, column=weight, first=first, second="the sample weight"))
+    return replace(roles, weight=weight)
+
+
 def resolve_roles(
     frame: pd.DataFrame,
     *,
@@ -448,8 +482,10 @@ def resolve_roles(
     drop: Sequence[str] = (),
     sensitive_bins: dict[str, tuple[float, ...]] | None = None,
     sensitive_as_feature: bool = False,
+    weight: str | None = None,
 ) -> ColumnRoles:
-    """Assign every column a role; the target defaults to the last column."""
+    """Assign every column a role; the target defaults to the last column, and a weight
+    column, if named, is no feature."""
     target_column = target if target is not None else str(frame.columns[-1])
     # A repeated name is a slip (often of another column's name), so it is refused, not merged.
     for parameter, names in (("sensitive", sensitive), ("drop", drop)):
@@ -462,7 +498,13 @@ def resolve_roles(
     auto_note = fill(MSG_AUTO_TARGET, column=target_column) if target is None else ""
     named_by = {column: "drop" for column in drop} | {column: "sensitive" for column in sensitive}
     named_by[target_column] = "target" if target is not None else named_by.get(target_column, "target")
-    _require_columns(frame, (target_column, *sensitive, *drop), named_by)
+    weights = () if weight is None else (weight,)
+    named_by |= {column: "weight" for column in weights}
+    _require_columns(frame, (target_column, *sensitive, *drop, *weights), named_by)
+    for column in weights:
+        for first, others in (("the target", (target_column,)), ("sensitive", sensitive), ("dropped", drop)):
+            if column in others:
+                raise ParameterError(fill(MSG_ROLE_CLASH, column=column, first=first, second="the sample weight"))
     for column in sensitive:
         if column == target_column:
             raise ParameterError(fill(MSG_ROLE_CLASH, column=column, first="the target", second="sensitive") + auto_note)
@@ -478,7 +520,7 @@ def resolve_roles(
         is_number = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
         if is_number and column not in sensitive_bins and series.nunique() > MAX_SENSITIVE_LEVELS:
             raise ParameterError(MSG_MANY_LEVELS, column=column, count=series.nunique())
-    excluded = {target_column, *drop} | (set() if sensitive_as_feature else set(sensitive))
+    excluded = {target_column, *drop, *weights} | (set() if sensitive_as_feature else set(sensitive))
     features = tuple(str(c) for c in frame.columns if c not in excluded)
     if not features:
         raise InputError(MSG_NO_FEATURES)
@@ -493,6 +535,7 @@ def resolve_roles(
         sensitive_bins=sensitive_bins,
         sensitive_as_feature=sensitive_as_feature,
         labels=tuple(labels),
+        weight=weight,
     )
 
 
@@ -545,14 +588,18 @@ def prepare(
     empty (it could not be imputed or scaled).
     """
     required = list(roles.features)
+    need_weight = need_target and roles.weight is not None
     if need_target:
         required.append(roles.target)
+    if need_weight and roles.weight not in frame.columns:
+        raise ParameterError(MSG_WEIGHT_ABSENT, column=roles.weight)
     if need_sensitive:
         required.extend(roles.sensitive)
     _require_columns(frame, required)
 
     groups = group_labels(frame, roles) if need_sensitive else None
     problems, missing = _missing_rows(frame, roles, groups, need_target=need_target, drop_missing=drop_missing)
+    weights = _weight_values(frame[roles.weight], roles.weight, problems) if need_weight else None
     features = _finite_features(frame.loc[:, list(roles.features)], problems, inf_as_missing=inf_as_missing)
     labels = frame[roles.target].map(label_text, na_action="ignore") if need_target else None
     if labels is not None and not for_training:
@@ -568,7 +615,12 @@ def prepare(
     for column in roles.features if for_training else ():
         if kept[column].isna().all():
             raise ParameterError(MSG_ALL_MISSING, column=column)
+    kept_weights = None if weights is None else weights[keep]
+    if kept_weights is not None and not kept_weights.sum() > 0:
+        raise ParameterError(MSG_NO_WEIGHT, column=roles.weight)
     return PreparedData(
+        weights=kept_weights,
+        weight_column=roles.weight if need_weight else None,
         features=kept,
         y=None if labels is None else _target_array(labels.loc[keep], roles, for_training=for_training),
         groups=None if groups is None else _group_array(groups.loc[keep], roles, min_groups),
@@ -587,6 +639,8 @@ def _missing_rows(
     checks: list[tuple[str, pd.Series]] = []
     if need_target:
         checks.append((f"target '{roles.target}'", frame[roles.target].isna()))
+    if need_target and roles.weight is not None:
+        checks.append((f"weight '{roles.weight}'", frame[roles.weight].isna()))
     if groups is not None:
         names = ", ".join(f"'{c}'" for c in roles.sensitive)
         checks.append((f"sensitive {names}", groups.isna()))
@@ -596,6 +650,21 @@ def _missing_rows(
             problems.append(fill(MSG_MISSING_ROWS, count=len(positions), what=what, lines=csv_line_numbers(positions)))
         missing |= mask
     return problems, missing
+
+
+def _weight_values(column: pd.Series, name: str, problems: list[str]) -> np.ndarray:
+    """The weight column as float64; text, negative, infinite or overflowing weights are
+    added to ``problems`` (missing ones are a missing row, as a missing target is)."""
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    present = column.notna().to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad = present & ~(np.isfinite(numbers) & (numbers >= 0) & (numbers <= OVERFLOWING))
+    if bad.any():
+        positions = np.flatnonzero(bad)
+        problems.append(
+            fill(MSG_BAD_WEIGHTS, column=name, count=len(positions), lines=csv_line_numbers(positions), example=repr(column.iloc[positions[0]]))
+        )
+    return numbers
 
 
 def _finite_features(features: pd.DataFrame, problems: list[str], *, inf_as_missing: bool) -> pd.DataFrame:

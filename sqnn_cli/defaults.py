@@ -8,7 +8,7 @@ answers without loading torch.
 from __future__ import annotations
 
 __all__ = [
-    "GAMMA", "METHODS", "METHOD", "HIDDEN", "CODE_SIZE", "TEMPERATURE", "STRAIGHT_THROUGH_CHOICES",
+    "GAMMA", "METHODS", "METHOD", "OBJECTIVES", "OBJECTIVE", "HIDDEN", "CODE_SIZE", "TEMPERATURE", "STRAIGHT_THROUGH_CHOICES",
     "STRAIGHT_THROUGH", "EPOCHS", "BATCH_SIZE", "LR", "N_SAMPLES", "RANDOM_STATE", "DEVICES", "DEVICE",
     "MAX_EXACT_JOINT_NEURONS",
 ]  # fmt: skip
@@ -17,12 +17,18 @@ __all__ = [
 # dataset's training part (benchmarks/default_gamma.py; README, "Choosing gamma").
 GAMMA = 0.2
 
-METHODS = ("bernoulli", "joint")
+# bernoulli and joint compute I(T;S) from theta (the paper's BinaryBernoulli and BinaryMI);
+# adversarial and vfae are the paper's baselines (AdvCls, VFAE) on the same binary layer.
+METHODS = ("bernoulli", "joint", "adversarial", "vfae")
 METHOD = "bernoulli"
+# What the information term makes T forget: S (demographic parity's aim), or S given Y
+# (equalized odds' and GPA's aim).
+OBJECTIVES = ("independence", "separation")
+OBJECTIVE = "independence"
 HIDDEN = (64, 64)
 # bernoulli's cost is linear in the code size; joint's exact loss enumerates 2^m codes
 # per batch, so its default is a size where that stays exact and cheap.
-CODE_SIZE = {"bernoulli": 32, "joint": 8}
+CODE_SIZE = {"bernoulli": 32, "joint": 8, "adversarial": 32, "vfae": 32}
 MAX_EXACT_JOINT_NEURONS = 12
 TEMPERATURE = 1.0
 STRAIGHT_THROUGH_CHOICES = ("sigmoid", "identity")

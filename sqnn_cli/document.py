@@ -228,20 +228,33 @@ def _data_section(inputs: ReportInputs) -> Section:
                 ("sensitive", sensitive + (f"; {bins}" if bins else "")),
                 ("features", f"{len(roles.features)}: {features}" + ("; the sensitive columns too" if roles.sensitive_as_feature else "")),
                 ("dropped", ", ".join(roles.dropped)) if roles.dropped else None,
+                ("sample weights", _weighting(inputs.evaluation.weight_column, roles.weight)),
             )
             if row is not None
         ),
     )
     unseen = set(inputs.evaluation.unseen_groups)
+    weighted = inputs.evaluation.weight_column is not None
     groups = Table(
-        ("group", "rows", "seen in training"),
-        tuple((group.group, str(group.n), "no" if group.group in unseen else "yes") for group in result.groups),
+        ("group", "rows", *(("weight",) if weighted else ()), "seen in training"),
+        tuple(
+            (group.group, str(group.n), *((f"{group.weight:.6g}",) if weighted else ()), "no" if group.group in unseen else "yes")
+            for group in result.groups
+        ),
     )
     dropped = inputs.evaluation.rows_dropped
     lines = f"{inputs.data_name}: {result.n} labelled rows scored" + (
         f", {dropped} left out for a missing target or sensitive value" if dropped else ""
     )
     return Section("data", "Data and roles", (lines + ". Column roles come from the model bundle.", table, groups))
+
+
+def _weighting(column: str | None, trained_with: str | None) -> str:
+    """How the rows were weighed, beside how the model was trained."""
+    scored = f"every figure weighs the rows by column {column}" if column else "none: every row weighs the same"
+    if trained_with is None or trained_with == column:
+        return scored + (" (as in training)" if trained_with else "")
+    return scored + f"; the model was trained with the weights of column {trained_with}"
 
 
 def _model_section(inputs: ReportInputs) -> Section:

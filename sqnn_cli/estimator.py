@@ -9,7 +9,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions, make_constraint
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from . import defaults
 from .errors import ParameterError, TrainingDivergedError
@@ -34,14 +34,15 @@ from .limits import (
 )
 from .information import (
     bernoulli_mutual_information,
-    group_indicators,
+    conditional_on_labels,
+    information_cells,
     joint_mutual_information,
     sampled_joint_mutual_information,
 )
 from . import rowwise
 from .metrics import balanced_accuracy_threshold
 from .model import SQNNetwork
-from .training import FlatAdam, TrainingStep, autograd_step, closed_form_step
+from .training import FIGURES, FlatAdam, TrainingStep, autograd_step, closed_form_step
 
 __all__ = [
     "SQNNClassifier", "ParameterConstraintError", "resolve_device", "limit_threads", "TrainingDivergedError",
@@ -72,6 +73,16 @@ _THREADS_LOCK = threading.Lock()
 _open_thread_limits: list[int] = []
 _threads_before: tuple[int, Any] | None = None
 _pools: Any = None  # threadpoolctl's ThreadpoolController, made on first use
+
+
+class TrainingData(NamedTuple):
+    """The training rows as tensors on the training device; weights None when the rows
+    weigh the same."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    groups: torch.Tensor
+    weights: torch.Tensor | None
 
 
 class ParameterConstraintError(ParameterError, InvalidParameterError):
@@ -202,6 +213,11 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         How I(T;S) is computed: ``bernoulli`` sums I(T_i;S) over the neurons (the paper's
         BinaryBernoulli); ``joint`` takes I(T;S) of the whole layer, which also sees
         information the neurons carry only together (DESIGN §2).
+    objective : "independence" or "separation"
+        What T is made to forget: ``independence`` minimises I(T;S), the representation
+        form of demographic parity; ``separation`` minimises I(T;S|Y) =
+        sum_y p(y) I(T;S | Y=y), the representation form of equalized odds, which also
+        drives GPA to 0 (DESIGN §5b).
     hidden : sequence of int
         Widths of the full-precision feature layers before the binary layer.
     code_size : int or None
@@ -237,6 +253,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "gamma": [Interval(Real, 0, 1, closed="both")],
         "method": [StrOptions(set(defaults.METHODS))],
+        "objective": [StrOptions(set(defaults.OBJECTIVES))],
         # Its depth and widths: _check_hidden, which words them as one rule.
         "hidden": ["array-like"],
         "code_size": [_whole_between(1, MAX_CODE_SIZE), None],
@@ -258,6 +275,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         gamma: float = defaults.GAMMA,
         *,
         method: str = defaults.METHOD,
+        objective: str = defaults.OBJECTIVE,
         hidden: Sequence[int] = defaults.HIDDEN,
         code_size: int | None = None,
         joint_samples: int | None = None,
@@ -274,6 +292,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     ):
         self.gamma = gamma
         self.method = method
+        self.objective = objective
         self.hidden = hidden
         self.code_size = code_size
         self.joint_samples = joint_samples
@@ -358,36 +377,56 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     def _code_size(self) -> int:
         return int(self.code_size) if self.code_size is not None else defaults.CODE_SIZE[self.method]
 
-    def _build_network(self, n_features: int) -> SQNNetwork:
-        return SQNNetwork(
-            n_features,
-            [int(w) for w in self.hidden],
-            self._code_size(),
-            temperature=float(self.temperature),
-            straight_through=self.straight_through,
-        )
+    def _build_network(self, n_features: int, n_groups: int) -> SQNNetwork:
+        """The method's network: SQNNetwork, or it with the adversary or the VFAE's
+        encoder and decoder (which need the number of groups)."""
+        layers = (n_features, [int(w) for w in self.hidden], self._code_size())
+        options = dict(temperature=float(self.temperature), straight_through=self.straight_through)
+        if self.method == "adversarial":
+            from .adversarial import AdversarialNetwork
+
+            return AdversarialNetwork(*layers, n_groups=n_groups, objective=self.objective, **options)
+        if self.method == "vfae":
+            from .vfae import VFAENetwork
+
+            return VFAENetwork(*layers, n_groups=n_groups, objective=self.objective, **options)
+        return SQNNetwork(*layers, **options)
+
+    def network_shapes(self, n_features: int, n_groups: int) -> dict[str, tuple[int, ...]]:
+        """The state_dict names and shapes of the network these parameters describe,
+        found on torch's meta device, which allocates nothing."""
+        with torch.device("meta"):
+            network = self._build_network(n_features, n_groups)
+        return {name: tuple(tensor.shape) for name, tensor in network.state_dict().items()}
 
     # -- training --------------------------------------------------------------------
-    def fit(self, X, y, *, sensitive_features=None, epoch_callback: EpochCallback | None = None) -> "SQNNClassifier":
+    def fit(
+        self, X, y, *, sensitive_features=None, sample_weight=None, epoch_callback: EpochCallback | None = None
+    ) -> "SQNNClassifier":
         """Train on features X, two-class labels y and one group label per row.
 
         ``sensitive_features=None`` puts every row in one group (see the class docstring).
+        ``sample_weight`` (one non-negative, finite weight per row) weighs each row in every
+        term of the loss (the weighted BCE, and I(T;S) under the weighted distribution of
+        the rows) and in the choice of the threshold, as if a row of weight k were k rows.
+        Rows of weight 0 are left out; equal weights train exactly what no weights train.
         ``epoch_callback`` receives each epoch's record (epoch, loss, bce, mi, seconds)
         as it finishes; it is how a caller shows progress without the core printing.
         """
         self.check_params()  # n_threads among them, before limit_threads takes it
         with limit_threads(self.n_threads):
-            return self._fit(X, y, sensitive_features, epoch_callback)
+            return self._fit(X, y, sensitive_features, sample_weight, epoch_callback)
 
-    def _fit(self, X, y, sensitive_features, epoch_callback: EpochCallback | None) -> "SQNNClassifier":
+    def _fit(self, X, y, sensitive_features, sample_weight, epoch_callback: EpochCallback | None) -> "SQNNClassifier":
         warm = bool(self.warm_start) and hasattr(self, "network_")
-        X, y, group_index = self._training_data(X, y, sensitive_features, warm=warm)
+        X, y, group_index, weights = self._training_data(X, y, sensitive_features, sample_weight, warm=warm)
         device = resolve_device(self.device)
         network = self.network_.to(device) if warm else self._initial_network(X.shape[1], device)
-        data = (
+        data = TrainingData(
             torch.from_numpy(X).to(device),
             torch.from_numpy(self._positive(y).astype(np.float32)).to(device),
             torch.from_numpy(group_index.astype(np.int64)).to(device),
+            None if weights is None else torch.from_numpy(weights.astype(np.float32)).to(device),
         )
         self.history_: list[dict[str, float]] = []
         self._train(network, data, device, epoch_callback)
@@ -395,73 +434,84 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         self.network_ = network
         # A cut at 0.5 assumes calibrated, balanced scores; on a table with a 0.9 base rate,
         # or a model pushed towards independence from S, it can put every row in one class.
-        return self._set_threshold(X, y, rows="the training rows")
+        return self._set_threshold(X, y, rows="the training rows", sample_weight=weights)
 
-    def _training_data(self, X, y, sensitive_features, *, warm: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """X (float32, C-contiguous) and y checked as scikit-learn checks them, with
-        ``classes_``, ``groups_`` and each row's group index set."""
+    def _training_data(
+        self, X, y, sensitive_features, sample_weight, *, warm: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """X (float32, C-contiguous), y and the weights checked as scikit-learn checks them,
+        with ``classes_``, ``groups_`` and each row's group index set; rows of weight 0
+        are left out, and weights that are all equal come back as None (they weigh nothing)."""
         X, y = validate_data(self, X, y, dtype=np.float32, reset=not warm)
+        sensitive = self._group_labels(sensitive_features, X.shape[0])
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            kept = weights > 0
+            X, y, sensitive, weights = X[kept], column_or_1d(y)[kept], sensitive[kept], weights[kept]
+            if np.all(weights == weights[0]):
+                weights = None
         check_classification_targets(y)
         classes = np.unique(y)
         if classes.size != 2:
             raise ValueError(
-                "Only binary classification is supported. y must hold exactly two classes; "
+                "Only binary classification is supported. y must hold exactly two classes"
+                f"{'' if sample_weight is None else ' of positive weight'}; "
                 f"it holds {_counts(classes.size, 'class')}: {_shown(classes)}"
             )
         if warm and not np.array_equal(classes, self.classes_):
             raise ValueError(f"y holds the classes {_shown(classes)}; the model was trained on {_shown(self.classes_)}")
         self.classes_ = classes
+        self.groups_, group_index = np.unique(sensitive.astype(str), return_inverse=True)
+        # Row keys hash each row's bytes, and torch refuses negative strides (X[::-1]).
+        return np.ascontiguousarray(X), y, group_index, weights
+
+    def _group_labels(self, sensitive_features, n_rows: int) -> np.ndarray:
+        """One group label per row; every row in one group when there are none."""
         if sensitive_features is None:
             if self.gamma > 0:
                 warnings.warn(
                     "sensitive_features is None: every row is in one group, so I(T;S) is 0 and "
                     f"the model is a plain classifier trained on (1 - gamma) * BCE (gamma={self.gamma})",
                     UserWarning,
-                    stacklevel=4,  # the caller of fit
+                    stacklevel=5,  # the caller of fit
                 )
-            sensitive = np.full(X.shape[0], ONE_GROUP)
-        else:
-            sensitive = np.asarray(sensitive_features)
-        if sensitive.shape != (X.shape[0],):
+            return np.full(n_rows, ONE_GROUP)
+        sensitive = np.asarray(sensitive_features)
+        if sensitive.shape != (n_rows,):
             raise ValueError("sensitive_features must hold one group label per row of X")
         # A missing label would silently become a group named "nan" or "None".
         missing = pd.isna(sensitive)
         if missing.any():
             raise ValueError(f"sensitive_features is missing for {int(missing.sum())} row(s); give every row a group")
-        self.groups_, group_index = np.unique(sensitive.astype(str), return_inverse=True)
-        # Row keys hash each row's bytes, and torch refuses negative strides (X[::-1]).
-        return np.ascontiguousarray(X), y, group_index
+        return sensitive
 
     def _initial_network(self, n_features: int, device: torch.device) -> SQNNetwork:
         # Initialisation draws from torch's global generator; forking keeps the caller's
         # random state untouched while making the weights a function of the seed alone.
         with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.random_state))
-            return self._build_network(n_features).to(device)
+            return self._build_network(n_features, len(self.groups_)).to(device)
 
     def _train(
-        self,
-        network: SQNNetwork,
-        data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        device: torch.device,
-        epoch_callback: EpochCallback | None,
+        self, network: SQNNetwork, data: TrainingData, device: torch.device, epoch_callback: EpochCallback | None
     ) -> None:
         """The epochs of training, each recorded in ``history_`` and passed to ``epoch_callback``."""
-        seed, n_rows, gamma = int(self.random_state), data[0].shape[0], float(self.gamma)
+        seed, n_rows = int(self.random_state), data.features.shape[0]
+        mass = n_rows if data.weights is None else float(data.weights.sum())
         shuffle_generator = torch.Generator().manual_seed(seed)
         sample_generator = torch.Generator(device=device).manual_seed(seed)
-        step = self._training_step(device)
+        step, figures = self._training_step(device), self._figures()
         network.train()
         with FlatAdam(network.parameters(), lr=float(self.lr)) as optimizer:
             for epoch in range(1, int(self.epochs) + 1):
                 started = time.perf_counter()
                 order = torch.randperm(n_rows, generator=shuffle_generator).to(device)
                 totals = self._train_epoch(network, optimizer, step, data, order, sample_generator, epoch)
-                bce, mi = (totals / n_rows).tolist()
-                loss = gamma * mi + (1.0 - gamma) * bce
-                if not np.isfinite(loss):
-                    raise TrainingDivergedError(MSG_DIVERGED, epoch=epoch, loss=loss)
-                record = {"epoch": epoch, "loss": loss, "bce": bce, "mi": mi, "seconds": time.perf_counter() - started}
+                means = dict(zip(figures, (totals / mass).tolist()))
+                if not np.isfinite(means["loss"]):
+                    raise TrainingDivergedError(MSG_DIVERGED, epoch=epoch, loss=means["loss"])
+                record = {"epoch": epoch, **means, "seconds": time.perf_counter() - started}
                 self.history_.append(record)
                 if epoch_callback is not None:
                     epoch_callback(record)
@@ -478,17 +528,19 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             )
         return (y == self.classes_[1]).astype(np.int64)
 
-    def choose_threshold(self, X, y, *, rows: str) -> "SQNNClassifier":
+    def choose_threshold(self, X, y, *, rows: str, sample_weight=None) -> "SQNNClassifier":
         """Set ``threshold_`` to the score cut that maximises balanced accuracy of the mean
-        score on X, y (labels from ``classes_``); ``rows`` says which rows they are, for
-        ``threshold_rule_``."""
+        score on X, y (labels from ``classes_``), weighted by ``sample_weight`` if given;
+        ``rows`` says which rows they are, for ``threshold_rule_``."""
         check_is_fitted(self, "network_")
         with limit_threads(self.n_threads):
-            return self._set_threshold(self._inputs(X), y, rows=rows)
+            return self._set_threshold(self._inputs(X), y, rows=rows, sample_weight=sample_weight)
 
-    def _set_threshold(self, X: np.ndarray, y, *, rows: str) -> "SQNNClassifier":
+    def _set_threshold(self, X: np.ndarray, y, *, rows: str, sample_weight: np.ndarray | None = None) -> "SQNNClassifier":
         """choose_threshold for an X already checked by _inputs."""
-        self.threshold_ = balanced_accuracy_threshold(self._positive(y), self._positive_scores(X))
+        self.threshold_ = balanced_accuracy_threshold(
+            self._positive(y), self._positive_scores(X), sample_weight=sample_weight
+        )
         self.threshold_rule_ = THRESHOLD_RULE.format(rows=rows)
         return self
 
@@ -506,21 +558,22 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         network: SQNNetwork,
         optimizer: FlatAdam,
         step: TrainingStep,
-        data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        data: TrainingData,
         order: torch.Tensor,
         generator: torch.Generator,
         epoch: int,
     ) -> torch.Tensor:
-        """One pass over the rows of ``data`` (features, labels, groups) in ``order``, a
-        step per batch; returns the row-weighted sums of the batches' (BCE, I)."""
-        features, labels, groups = data
-        totals = torch.zeros(2, device=features.device)
+        """One pass over the rows of ``data`` in ``order``, a step per batch; returns the
+        sums of the batches' figures, each batch weighing its rows (or their weight)."""
+        totals = None
         batch_size = int(self.batch_size)
         try:
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
-                batch = (features.index_select(0, rows), labels.index_select(0, rows), groups.index_select(0, rows))
-                totals.add_(step(network, *batch, generator=generator), alpha=len(rows))
+                batch = [None if part is None else part.index_select(0, rows) for part in data]
+                figures = step(network, *batch, generator=generator)
+                mass = len(rows) if data.weights is None else float(batch[-1].sum())
+                totals = figures * mass if totals is None else totals.add_(figures, alpha=mass)
                 optimizer.step()
         except RuntimeError:
             # Blown-up weights give NaN firing probabilities, which torch.bernoulli (the
@@ -538,25 +591,60 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         one through autograd (training.py)."""
         gamma = float(self.gamma)
         if self.method == "bernoulli":
-            indicators = group_indicators(len(self.groups_), device=device)
-            return functools.partial(closed_form_step, gamma=gamma, indicators=indicators)
+            cells = information_cells(len(self.groups_), self.objective, device=device)
+            return functools.partial(closed_form_step, gamma=gamma, cells=cells)
+        if self.method == "adversarial":
+            from .adversarial import adversarial_step
+
+            return functools.partial(adversarial_step, gamma=gamma)
+        if self.method == "vfae":
+            from .vfae import vfae_step
+
+            return functools.partial(vfae_step, gamma=gamma)
         return functools.partial(autograd_step, gamma=gamma, penalty=self._information_penalty)
 
+    def _figures(self) -> tuple[str, ...]:
+        """The names of what the method's step returns: each epoch's record holds their means."""
+        if self.method == "adversarial":
+            from .adversarial import FIGURES as adversarial_figures
+
+            return adversarial_figures
+        if self.method == "vfae":
+            from .vfae import FIGURES as vfae_figures
+
+            return vfae_figures
+        return FIGURES
+
     def _information_penalty(
-        self, theta: torch.Tensor, groups: torch.Tensor, generator: torch.Generator
+        self,
+        theta: torch.Tensor,
+        groups: torch.Tensor,
+        labels: torch.Tensor,
+        weights: torch.Tensor | None,
+        generator: torch.Generator,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """I(T;S) of the batch in bits, as the chosen method defines it, and the term the
-        loss differentiates (the same tensor, except for the sampled joint estimator,
-        whose surrogate carries the score-function part of the gradient)."""
+        """The batch's information term in bits, I(T;S) or I(T;S|Y) as the objective says
+        and the method computes it, and the term the loss differentiates (the same
+        tensor, except for the sampled joint estimator, whose surrogate carries the
+        score-function part of the gradient)."""
+        if self.objective == "separation":
+            estimate = functools.partial(self._independence_penalty, generator=generator)
+            value, surrogate = conditional_on_labels(estimate, theta, groups, labels, weights)
+            return value, surrogate
+        return self._independence_penalty(theta, groups, weights, generator=generator)
+
+    def _independence_penalty(
+        self, theta: torch.Tensor, groups: torch.Tensor, weights: torch.Tensor | None, *, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n_groups = len(self.groups_)
         if self.method == "bernoulli":  # fit trains it in closed form; experiments use this
-            mi = bernoulli_mutual_information(theta, groups, n_groups)
+            mi = bernoulli_mutual_information(theta, groups, n_groups, row_weights=weights)
             return mi, mi
         if self.joint_samples is None:
-            mi = joint_mutual_information(theta, groups, n_groups)
+            mi = joint_mutual_information(theta, groups, n_groups, row_weights=weights)
             return mi, mi
         return sampled_joint_mutual_information(
-            theta, groups, n_groups, samples=int(self.joint_samples), generator=generator
+            theta, groups, n_groups, samples=int(self.joint_samples), generator=generator, row_weights=weights
         )
 
     # -- inference -------------------------------------------------------------------
@@ -666,7 +754,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         params["device"] = device
         model = cls(**params)
         model.check_params()
-        network = model._build_network(int(description["n_features_in"]))
+        network = model._build_network(int(description["n_features_in"]), len(description["groups"]))
         network.load_state_dict(weights)
         network.to(resolve_device(device)).eval()
         model.network_ = network

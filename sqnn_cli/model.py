@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from . import defaults
+from .errors import ParameterError
 
 # The choices of the straight_through parameter, named for this module's readers.
 STRAIGHT_THROUGH = defaults.STRAIGHT_THROUGH_CHOICES
 
-__all__ = ["StochasticBinaryLayer", "SQNNetwork", "TrainingPass", "STRAIGHT_THROUGH"]
+__all__ = ["StochasticBinaryLayer", "SQNNetwork", "GroupAwareNetwork", "TrainingPass", "STRAIGHT_THROUGH"]
 
 
 class StochasticBinaryLayer(nn.Module):
@@ -149,6 +150,34 @@ class SQNNetwork(nn.Module):
             torch.sum(d_output, dim=0, out=_grad_of(linears[index].bias))
             if index:  # inputs is a ReLU's output, positive exactly where it let the gradient through
                 d_output = torch.ops.aten.threshold_backward(d_output @ linears[index].weight, inputs, 0)
+
+
+class GroupAwareNetwork(SQNNetwork):
+    """SQNNetwork plus parts that read the group (an adversary, a decoder): the networks
+    of the adversarial and vfae methods. A subclass adds its parts in :meth:`add_parts`."""
+
+    def __init__(
+        self,
+        n_features: int,
+        hidden: Sequence[int],
+        code_size: int,
+        *,
+        n_groups: int,
+        temperature: float = defaults.TEMPERATURE,
+        straight_through: str = defaults.STRAIGHT_THROUGH,
+        objective: str = defaults.OBJECTIVE,
+    ):
+        if objective not in defaults.OBJECTIVES:
+            choices = ", ".join(defaults.OBJECTIVES)
+            raise ParameterError("{objective} must be one of {choices}, got {got!r}", choices=choices, got=objective)
+        if n_groups < 1:
+            raise ParameterError("{n_groups} must be at least 1, got {got}", got=n_groups)
+        super().__init__(n_features, hidden, code_size, temperature=temperature, straight_through=straight_through)
+        self.n_groups, self.objective = int(n_groups), objective
+        self.add_parts(n_features, [int(units) for units in hidden], code_size)
+
+    def add_parts(self, n_features: int, hidden: list[int], code_size: int) -> None:
+        raise NotImplementedError
 
 
 def _grad_of(parameter: nn.Parameter) -> torch.Tensor:

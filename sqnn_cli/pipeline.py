@@ -13,7 +13,7 @@ import pandas as pd
 from .bundle import ModelBundle
 from .fitted import FittedModel
 from .gates import Gate
-from .data import ColumnRoles, PreparedData, csv_line_numbers, file_sha256, prepare
+from .data import ColumnRoles, PreparedData, csv_line_numbers, file_sha256, prepare, with_weight
 from .errors import InputError, ParameterError
 from .estimator import EpochCallback, SQNNClassifier
 from .metrics import EvaluationResult, evaluate_scores
@@ -65,10 +65,13 @@ class Evaluation:
     """Sensitive groups of this table that training never saw."""
     intervals: BootstrapIntervals | None = None
     """Bootstrap confidence intervals of every metric, when asked for."""
+    weight_column: str | None = None
+    """The column whose sample weights every metric weighed the rows by; None: unweighted."""
 
     def to_dict(self) -> dict[str, Any]:
         payload = {
             **self.result.to_dict(),
+            "sample_weight_column": self.weight_column,
             "threshold_source": self.threshold_source,
             "unseen_groups": list(self.unseen_groups),
             "rows_dropped_missing": self.rows_dropped,
@@ -93,15 +96,19 @@ def _evaluation(
     n_samples: int | None = None,
     min_group_size: int,
     bootstrap: BootstrapSettings | None = None,
+    weights: np.ndarray | None = None,
+    weight_column: str | None = None,
 ) -> Evaluation:
-    """Every metric of DESIGN section 3 for a model on encoded, labelled rows; at the model's
-    own threshold unless one is given; with ``bootstrap``, their confidence intervals too."""
+    """Every metric of DESIGN section 3 for a model on encoded, labelled rows (weighted by
+    ``weights`` if given); at the model's own threshold unless one is given; with
+    ``bootstrap``, their confidence intervals too."""
     scores = estimator.predict_proba(X, n_samples=n_samples)[:, 1]
     cut = estimator.decision_threshold(threshold)
-    result = evaluate_scores(y, scores, sensitive_features=groups, threshold=cut, min_group_size=min_group_size)
+    common = dict(sensitive_features=groups, threshold=cut, min_group_size=min_group_size, sample_weight=weights)
+    result = evaluate_scores(y, scores, **common)
     intervals = None
     if bootstrap is not None:
-        intervals = bootstrap_intervals(y, scores, sensitive_features=groups, threshold=cut, min_group_size=min_group_size, **asdict(bootstrap))
+        intervals = bootstrap_intervals(y, scores, **common, **asdict(bootstrap))
     unseen = tuple(sorted(set(map(str, groups)) - set(map(str, estimator.groups_))))
     return Evaluation(
         result=result,
@@ -110,6 +117,7 @@ def _evaluation(
         threshold_source=THRESHOLD_FROM_TRAINING if threshold is None else THRESHOLD_GIVEN,
         unseen_groups=unseen,
         intervals=intervals,
+        weight_column=weight_column,
     )
 
 
@@ -140,6 +148,15 @@ def _held_out_rows(data: PreparedData, test_size: float | None, seed: int) -> tu
         return np.arange(len(data.y)), None
     strata = pd.Series(data.y.astype(str)) + "|" + pd.Series(data.groups)
     return stratified_indices(len(data.y), strata, test_size=test_size, seed=seed, fallback=data.y, action="hold out")
+
+
+@dataclass(frozen=True)
+class Weighting:
+    """Which weight column scoring a bundle's model weighs rows by: the model's own (the
+    default), ``weight`` instead, or none (``unweighted``)."""
+
+    weight: str | None = None
+    unweighted: bool = False
 
 
 @dataclass(frozen=True)
@@ -221,7 +238,10 @@ def train(
     encoder = TabularEncoder().fit(train_features)
     X_train, _ = encoder.transform(train_features)
     started = time.perf_counter()
-    estimator.fit(X_train, data.y[train_rows], sensitive_features=data.groups[train_rows], epoch_callback=epoch_callback)
+    estimator.fit(
+        X_train, data.y[train_rows], sensitive_features=data.groups[train_rows],
+        sample_weight=_rows_of(data.weights, train_rows), epoch_callback=epoch_callback,
+    )  # fmt: skip
     seconds = time.perf_counter() - started
 
     test = None
@@ -229,7 +249,8 @@ def train(
         X_test, encoding = encoder.transform(data.features.iloc[test_rows])
         test = _evaluation(
             estimator, X_test, data.y[test_rows], data.groups[test_rows], encoding,
-            rows_dropped=0, threshold=threshold, min_group_size=min_group_size,
+            rows_dropped=0, threshold=threshold, min_group_size=min_group_size, weights=_rows_of(data.weights, test_rows),
+            weight_column=roles.weight,
         )  # fmt: skip
     return TrainingOutcome(
         model=FittedModel(estimator, encoder, roles),
@@ -238,6 +259,10 @@ def train(
         seconds=seconds,
         test=test,
     )
+
+
+def _rows_of(weights: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if weights is None else weights[rows]
 
 
 def training_meta(outcome: TrainingOutcome, *, data_path: str | Path, options: dict[str, Any]) -> dict[str, Any]:
@@ -268,15 +293,17 @@ def evaluate(
     drop_missing: bool = False,
     inf_as_missing: bool = False,
     bootstrap: BootstrapSettings | None = None,
+    weighting: Weighting = Weighting(),
 ) -> Evaluation:
     """Score a labelled table and compute every metric of DESIGN §3, at the model's own
     threshold unless ``threshold`` is given; with ``bootstrap``, each metric's confidence
-    interval too (uncertainty.bootstrap_intervals)."""
-    X, data, encoding = _encoded(model, frame, drop_missing, inf_as_missing)
+    interval too (uncertainty.bootstrap_intervals). Rows are weighted as ``weighting``
+    says: by default by the model's own weight column, if it was trained with one."""
+    X, data, encoding = _encoded(model, frame, drop_missing, inf_as_missing, weighting)
     return _evaluation(
         model.estimator, X, data.y, data.groups, encoding,
         rows_dropped=data.rows_dropped, threshold=threshold, n_samples=n_samples, min_group_size=min_group_size,
-        bootstrap=bootstrap,
+        bootstrap=bootstrap, weights=data.weights, weight_column=data.weight_column,
     )  # fmt: skip
 
 
@@ -378,9 +405,10 @@ class AuditOutcome:
 
 
 def _encoded(
-    model: FittedModel, frame: pd.DataFrame, drop_missing: bool, inf_as_missing: bool = False
+    model: FittedModel, frame: pd.DataFrame, drop_missing: bool, inf_as_missing: bool = False, weighting: Weighting = Weighting()
 ) -> tuple[np.ndarray, PreparedData, EncodingReport]:
-    data = prepare(frame, model.roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing)
+    roles = with_weight(model.roles, weighting.weight, unweighted=weighting.unweighted)
+    data = prepare(frame, roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing)
     X, encoding = model.encoder.transform(data.features, inf_as_missing=inf_as_missing)
     return X, data, encoding
 
@@ -417,14 +445,18 @@ def audit(
     interventions: InterventionSettings | None = None,
     drop_missing: bool = False,
     inf_as_missing: bool = False,
+    weighting: Weighting = Weighting(),
     progress=None,
 ) -> AuditOutcome:
     """The representation audit of a model on a labelled table and, given
-    ``interventions``, the metrics after removing its top-k neurons by each ranking."""
+    ``interventions``, the metrics after removing its top-k neurons by each ranking; rows
+    weighted as in :func:`evaluate`."""
     from .audit import audit_representation, intervention_curves
 
-    X, data, encoding = _encoded(model, frame, drop_missing, inf_as_missing)
-    result = audit_representation(model.estimator, X, data.y, data.groups, **asdict(settings), progress=progress)
+    X, data, encoding = _encoded(model, frame, drop_missing, inf_as_missing, weighting)
+    result = audit_representation(
+        model.estimator, X, data.y, data.groups, **asdict(settings), sample_weight=data.weights, progress=progress
+    )
     curves = None
     if interventions is not None:
         curves = intervention_curves(
@@ -432,6 +464,7 @@ def audit(
             random_repeats=interventions.random_repeats, seed=settings.seed,
             threshold=model.estimator.decision_threshold(interventions.threshold),
             min_group_size=interventions.min_group_size, n_samples=interventions.n_samples,
+            sample_weight=data.weights,
         )  # fmt: skip
     mode = interventions.mode if interventions is not None else None
     return AuditOutcome(audit=result, interventions=curves, encoding=encoding, rows_dropped=data.rows_dropped, mode=mode)
@@ -456,26 +489,31 @@ def prune(
     seed: int = 0,
     drop_missing: bool = False,
     inf_as_missing: bool = False,
+    weighting: Weighting = Weighting(),
 ) -> PruneOutcome:
     """Remove the k neurons of a bundle's model that carry most information about S,
-    ranked on ``frame``."""
+    ranked on ``frame`` (its rows weighted as in :func:`evaluate`)."""
     from . import audit as audit_module
 
     source = bundle.model
-    X, data, _ = _encoded(source, frame, drop_missing, inf_as_missing)
+    X, data, _ = _encoded(source, frame, drop_missing, inf_as_missing, weighting)
     theta = source.estimator.firing_probabilities(X).astype(np.float64)
     if not 1 <= k <= theta.shape[1]:
         raise ParameterError("{k} must be between 1 and the code size ({size}), got {got}", size=theta.shape[1], got=k)
-    neurons, _ = audit_module.neuron_flows(theta, data.groups, data.y, seed=seed)
+    neurons, _ = audit_module.neuron_flows(theta, data.groups, data.y, seed=seed, sample_weight=data.weights)
     already = {int(i) for step in bundle.meta.get("pruned", []) for i in step["neurons"]}
     candidates = [i for i in audit_module.rank_neurons(neurons, by) if i not in already]
     if k > len(candidates):
         raise ParameterError("{k} ({got}) is more than the {left} neurons not yet pruned", got=k, left=len(candidates))
     removed = candidates[:k]
-    pruned = audit_module.prune(source.estimator, removed, mode=mode, mean_rates=theta.mean(axis=0))
+    mean_rates = np.average(theta, axis=0, weights=data.weights)
+    pruned = audit_module.prune(source.estimator, removed, mode=mode, mean_rates=mean_rates)
     # The old threshold belongs to the old head: without the removed neurons the scores
     # shift, and the old cut can put every row in one class.
-    pruned.choose_threshold(X, pruned.classes_[data.y], rows=f"the {len(data.y)} rows of {Path(data_path).name} the pruning was ranked on")
+    pruned.choose_threshold(
+        X, pruned.classes_[data.y], rows=f"the {len(data.y)} rows of {Path(data_path).name} the pruning was ranked on",
+        sample_weight=data.weights,
+    )  # fmt: skip
     meta = bundle.inherited_meta()
     previous = list(bundle.meta.get("pruned", []))
     meta["pruned"] = previous + [

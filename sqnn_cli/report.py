@@ -160,7 +160,16 @@ def evaluation_warnings(evaluation: Evaluation, min_group_size: int) -> list[str
     if evaluation.unseen_groups:
         names = ", ".join(f"'{g}'" for g in evaluation.unseen_groups)
         notes.append(f"group(s) {names} did not occur in training; they are evaluated like the others")
+    if evaluation.result.zero_weight_groups:
+        names = ", ".join(f"'{g}'" for g in evaluation.result.zero_weight_groups)
+        notes.append(f"group(s) {names} weigh 0 in every row: listed, but left out of GPA, AUDC, DP and EO")
     return notes + encoding_notes(evaluation.encoding) + evaluation_notes(evaluation.result, min_group_size)
+
+
+def weight_notes(evaluation: Evaluation) -> list[str]:
+    """Which sample weights every figure weighs the rows by, if any."""
+    column = evaluation.weight_column
+    return [] if column is None else [f"every figure weighs the rows by the sample weights in column '{column}'"]
 
 
 def threshold_note(evaluation: Evaluation, *, rule: str) -> str:
@@ -244,13 +253,15 @@ def render_evaluation(
 
     groups = Table(title="per group", show_header=True, header_style="bold", title_justify="left")
     # FNR (1 - TPR) is in the JSON; at 80 columns the table has room for the rest only.
-    for name in ("group", "n", "base\nrate", "selection\nrate", "TPR", "FPR", "PPV", "AUC"):
+    weighted = bool(result.groups) and result.groups[0].weight is not None
+    for name in ("group", "n\nweight" if weighted else "n", "base\nrate", "selection\nrate", "TPR", "FPR", "PPV", "AUC"):
         groups.add_column(name, justify="left" if name == "group" else "right")
     small = set(result.small_groups)
     for group in result.groups:
         label = escape(group.group) + (" [dim](small)[/]" if group.group in small else "")
         rates = (group.base_rate, group.selection_rate, group.tpr, group.fpr, group.ppv, group.auc)
-        groups.add_row(label, str(group.n), *(_number(rate, 3) for rate in rates))
+        size = f"{group.n}\n{group.weight:.4g}" if weighted else str(group.n)
+        groups.add_row(label, size, *(_number(rate, 3) for rate in rates))
     console.print(groups)
     if intervals is None:
         return
@@ -306,6 +317,18 @@ def render_gates(console: Console, outcomes: Sequence[GateOutcome]) -> None:
         console.print(f"[{style}]gate {outcome.gate.option}:[/] {escape(outcome.message)}", soft_wrap=True)
 
 
+# How each method's epoch figures (estimator.history_) are shown; the rest are left to --json.
+_EPOCH_FIGURES = (
+    ("loss", "loss", ""), ("bce", "BCE", ""), ("mi", "MI", " bits"), ("adversary_accuracy", "adversary accuracy", ""),
+    ("mmd", "MMD²", ""),
+)  # fmt: skip
+
+
+def epoch_figures(record: dict[str, float]) -> str:
+    """An epoch's figures in words: the loss, the BCE and the method's fairness term."""
+    return ", ".join(f"{label} {record[key]:.4f}{unit}" for key, label, unit in _EPOCH_FIGURES if key in record)
+
+
 @contextmanager
 def training_progress(console: Console, epochs: int) -> Iterator[Any]:
     """Yields an epoch callback: a progress bar on a terminal, plain lines in a log."""
@@ -313,11 +336,7 @@ def training_progress(console: Console, epochs: int) -> Iterator[Any]:
         plain = _PlainProgress(console)
 
         def log_epoch(record: dict[str, float]) -> None:
-            plain.line(
-                f"training: epoch {record['epoch']}/{epochs}, loss {record['loss']:.4f}, BCE {record['bce']:.4f}, "
-                f"MI {record['mi']:.4f} bits",
-                final=record["epoch"] >= epochs,
-            )
+            plain.line(f"training: epoch {record['epoch']}/{epochs}, {epoch_figures(record)}", final=record["epoch"] >= epochs)
 
         yield log_epoch
         return
@@ -325,22 +344,16 @@ def training_progress(console: Console, epochs: int) -> Iterator[Any]:
         TextColumn("training"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}  BCE {task.fields[bce]}  MI {task.fields[mi]} bits"),
+        TextColumn("{task.fields[figures]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
         transient=False,
     )
-    task = progress.add_task("train", total=epochs, loss="-", bce="-", mi="-")
+    task = progress.add_task("train", total=epochs, figures="")
 
     def on_epoch(record: dict[str, float]) -> None:
-        progress.update(
-            task,
-            completed=record["epoch"],
-            loss=f"{record['loss']:.4f}",
-            bce=f"{record['bce']:.4f}",
-            mi=f"{record['mi']:.4f}",
-        )
+        progress.update(task, completed=record["epoch"], figures=epoch_figures(record))
 
     with progress:
         yield on_epoch

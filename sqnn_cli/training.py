@@ -15,16 +15,22 @@ from typing import Callable, Iterable
 
 import torch
 
-from .information import bernoulli_information_and_gradient
+from .information import InformationCells, bernoulli_information_and_gradient
 from .model import SQNNetwork
 
-__all__ = ["FlatAdam", "closed_form_step", "autograd_step", "InformationPenalty", "TrainingStep"]
+__all__ = [
+    "FlatAdam", "closed_form_step", "autograd_step", "weighted_bce", "InformationPenalty", "TrainingStep", "FIGURES",
+]  # fmt: skip
 
-# (theta, groups, generator) -> (I(T;S) of the batch, the term the loss differentiates)
-InformationPenalty = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
-# (network, x, y, groups, *, generator) -> the batch's (BCE, I), its gradients written into
-# the parameters' .grad: closed_form_step or autograd_step with their options bound.
+# (theta, groups, y, weights, generator) -> (the information term of the batch, the term
+# the loss differentiates)
+InformationPenalty = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+# (network, x, y, groups, weights, *, generator) -> the batch's FIGURES, its gradients
+# written into the parameters' .grad: closed_form_step, autograd_step or another method's
+# step with their options bound. weights is None (rows weigh the same) or one per row.
 TrainingStep = Callable[..., torch.Tensor]
+# What the steps above return, in order: the objective, the label loss, the information term.
+FIGURES = ("loss", "bce", "mi")
 
 
 class FlatAdam:
@@ -79,6 +85,14 @@ class FlatAdam:
         self.values.addcdiv_(self._exp_avg, denominator, value=-self.lr * root_correction / (1.0 - beta1**self._steps))
 
 
+def weighted_bce(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """The batch's binary cross-entropy: the mean over rows, or the weighted mean."""
+    if weights is None:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+    losses = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return (losses * weights).sum() / weights.sum()
+
+
 # Inference mode, unlike no_grad, also skips autograd's dispatch, about a microsecond on
 # each of the step's operations; nothing here is differentiated by autograd.
 @torch.inference_mode()
@@ -87,21 +101,29 @@ def closed_form_step(
     x: torch.Tensor,
     y: torch.Tensor,
     groups: torch.Tensor,
+    weights: torch.Tensor | None,
     *,
     gamma: float,
-    indicators: torch.Tensor,
+    cells: InformationCells,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """Gradients of ``gamma * sum_i I(T_i;S) + (1 - gamma) * BCE`` into the parameters'
-    ``.grad``, without autograd; ``indicators`` is ``group_indicators(n_groups)``.
-    Returns the batch's (BCE, I) as a tensor."""
-    membership = indicators.index_select(0, groups)
+    """Gradients of ``gamma * I + (1 - gamma) * BCE`` into the parameters' ``.grad``,
+    without autograd, where I is the bernoulli loss of ``cells``' objective (sum_i I(T_i;S)
+    or sum_i I(T_i;S|Y)); with ``weights``, every term is over the weighted rows.
+    Returns the batch's FIGURES (loss, BCE, I) as a tensor."""
+    membership = cells.membership(groups, y)
     logits, cached = network.training_pass(x, generator)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-    d_logits = torch.sigmoid(logits).sub_(y).mul_((1.0 - gamma) / len(y))
-    information, d_theta = bernoulli_information_and_gradient(cached.theta, membership, weight=gamma)
+    bce = weighted_bce(logits, y, weights)
+    d_logits = torch.sigmoid(logits).sub_(y)
+    if weights is None:
+        d_logits.mul_((1.0 - gamma) / len(y))
+    else:
+        d_logits.mul_(weights).mul_((1.0 - gamma) / float(weights.sum()))
+    information, d_theta = bernoulli_information_and_gradient(
+        cached.theta, membership, weight=gamma, signs=cells.signs, row_weights=weights
+    )
     network.backpropagate(cached, d_logits, d_theta)
-    return torch.stack([bce, information])
+    return torch.stack([gamma * information + (1.0 - gamma) * bce, bce, information])
 
 
 def autograd_step(
@@ -109,18 +131,19 @@ def autograd_step(
     x: torch.Tensor,
     y: torch.Tensor,
     groups: torch.Tensor,
+    weights: torch.Tensor | None,
     *,
     gamma: float,
     penalty: InformationPenalty,
     generator: torch.Generator,
 ) -> torch.Tensor:
     """Gradients of ``gamma * penalty + (1 - gamma) * BCE`` into the parameters' ``.grad``
-    by autograd (which adds to them: they are zeroed first); returns (BCE, I)."""
+    by autograd (which adds to them: they are zeroed first); returns FIGURES (loss, BCE, I)."""
     for parameter in network.parameters():
         parameter.grad.zero_()
     with torch.enable_grad():
         logits, theta = network(x, generator)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
-        information, objective = penalty(theta, groups, generator)
+        bce = weighted_bce(logits, y, weights)
+        information, objective = penalty(theta, groups, y, weights, generator)
         (gamma * objective + (1.0 - gamma) * bce).backward()
-    return torch.stack([bce, information]).detach()
+    return torch.stack([gamma * information + (1.0 - gamma) * bce, bce, information]).detach()

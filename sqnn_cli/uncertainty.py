@@ -19,7 +19,11 @@ never hidden; a metric undefined in every resample has no interval (None).
 
 Vectorised: a resample is a row of draw counts, one column per row of the table (sorted
 by score), and every metric is a weighted sum, a matrix product or a cumulative sum over
-those rows, for a block of resamples at once. Nothing here prints or exits.
+those rows, for a block of resamples at once. With ``sample_weight`` a drawn row carries its
+weight: the resample's row weights are its draw counts times the sample weights, and its
+metrics are the weighted metrics of the drawn rows. A group that a resample drew only rows
+of weight 0 from is absent from that resample's across-group figures, as a group of weight 0
+is from :func:`~sqnn_cli.metrics.evaluate_scores`'s. Nothing here prints or exits.
 """
 
 from __future__ import annotations
@@ -36,14 +40,9 @@ from .limits import MAX_BOOTSTRAP
 from .jsonable import plain
 from .metrics import (
     EVALUATION_AUDC_THRESHOLDS,
-    MSG_Y_TRUE_NOT_BINARY,
-    _as_binary,
-    _as_scores,
-    _check_lengths,
-    _check_min_group_size,
-    _encode_groups,
-    _large_groups,
     _ratio_over_last_axis,
+    _scored_rows,
+    _select_groups,
     _spread_over_last_axis,
     _trapezoid_over_last_axis,
     _worst_ratio,
@@ -129,26 +128,31 @@ class _Table:
     group_columns: tuple[np.ndarray, ...]
     """Per group, its rows' positions in the sorted table (ascending, hence by score)."""
     kept: tuple[int, ...]
-    """The groups large enough to enter the fairness metrics."""
+    """The groups large enough (and of positive weight) to enter the fairness metrics."""
     indicators: np.ndarray
     """(rows, 4 x groups): in group g, y = 1; predicted 1; both; always 1 (the group's size)."""
+    sample_weight: np.ndarray | None = None
+    """Each sorted row's sample weight; None when unweighted."""
 
 
 def _table(
-    y_true: np.ndarray, y_score: np.ndarray, codes: np.ndarray, n_groups: int, threshold: float, min_group_size: int
-) -> _Table:
+    y_true: np.ndarray, y_score: np.ndarray, codes: np.ndarray, n_groups: int, threshold: float, min_group_size: int,
+    sample_weight: np.ndarray | None = None,
+) -> _Table:  # fmt: skip
     order = np.argsort(y_score, kind="stable")
     score, y, codes = y_score[order], y_true[order].astype(np.float64), codes[order]
+    sample_weight = None if sample_weight is None else sample_weight[order]
     predicted = (score >= threshold).astype(np.float64)
-    small, *_ = _large_groups(codes, n_groups, min_group_size)
+    selection = _select_groups(codes, n_groups, min_group_size, sample_weight)
     member = (codes[:, None] == np.arange(n_groups)).astype(np.float64)
     indicators = np.concatenate([member * y[:, None], member * predicted[:, None], member * (y * predicted)[:, None], member], 1)
     return _Table(
         score=score,
         y=y,
         group_columns=tuple(np.flatnonzero(codes == g) for g in range(n_groups)),
-        kept=tuple(int(g) for g in np.flatnonzero(~small)),
+        kept=tuple(int(g) for g in np.flatnonzero(~(selection.small | selection.weightless))),
         indicators=indicators,
+        sample_weight=sample_weight,
     )
 
 
@@ -196,13 +200,17 @@ def _score_metrics(weights: np.ndarray, table: _Table) -> dict[str, np.ndarray]:
     thresholds = np.linspace(0.0, 1.0, EVALUATION_AUDC_THRESHOLDS)
     audc = np.full(weights.shape[0], math.nan)
     if len(table.kept) >= 2:
-        rates = []
+        rates, sizes = [], []
         for g in table.kept:
             columns = table.group_columns[g]
             cumulative = _running_totals(weights, columns)
             below = cumulative[:, np.searchsorted(table.score[columns], thresholds, side="left")]
-            rates.append(1.0 - below / cumulative[:, -1:])
-        audc = _trapezoid_over_last_axis(_spread_over_last_axis(np.stack(rates, axis=2)), thresholds)
+            size = cumulative[:, -1:]
+            # full_like keeps below's memory layout, and with it the order the trapezoid sums in.
+            rates.append(1.0 - np.divide(below, size, out=np.full_like(below, math.nan), where=size > 0))
+            sizes.append(size[:, 0])
+        spread = _trapezoid_over_last_axis(_spread_over_last_axis(np.stack(rates, axis=2)), thresholds)
+        audc = _where_two_groups(np.stack(sizes, axis=1), spread)
     auc = _pairwise_accuracies(weights, table, np.flatnonzero(table.y == 1), np.flatnonzero(table.y == 0))
     return {"auc": auc, "group_auc": group_auc, "gpa": gpa, "audc": audc}
 
@@ -211,39 +219,49 @@ def _divide(numerator: np.ndarray, denominator: np.ndarray, empty: float) -> np.
     return np.divide(numerator, denominator, out=np.full(np.broadcast(numerator, denominator).shape, empty), where=denominator > 0)
 
 
+def _where_two_groups(group_sizes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` where the resample holds at least two of the groups (columns of
+    ``group_sizes`` with positive weight), NaN elsewhere: an across-group figure needs two."""
+    return np.where((group_sizes > 0).sum(axis=1) >= 2, values, math.nan)
+
+
 def _threshold_metrics(weights: np.ndarray, table: _Table) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(overall, per group (resamples x groups)) metrics of the predictions at the threshold."""
     positives, selected, true_positives, size = np.split(weights @ table.indicators, 4, axis=1)
     negatives, false_positives = size - positives, selected - true_positives
     groups = {
-        "base_rate": positives / size,
-        "selection_rate": selected / size,
+        "base_rate": _divide(positives, size, math.nan),
+        "selection_rate": _divide(selected, size, math.nan),
         "tpr": _divide(true_positives, positives, math.nan),
         "fpr": _divide(false_positives, negatives, math.nan),
         "fnr": _divide(positives - true_positives, positives, math.nan),
         "ppv": _divide(true_positives, selected, math.nan),
     }
     kept = list(table.kept)
-    # The fairness metrics count an empty denominator as a rate of 0, as fairlearn does.
-    tpr, fpr = _divide(true_positives, positives, 0.0)[:, kept], _divide(false_positives, negatives, 0.0)[:, kept]
+    # The fairness metrics count an empty denominator as a rate of 0, as fairlearn does, in a
+    # group the resample holds; a group it drew only rows of weight 0 from is NaN (absent).
+    absent = size[:, kept] == 0
+    tpr = np.where(absent, math.nan, _divide(true_positives, positives, 0.0)[:, kept])
+    fpr = np.where(absent, math.nan, _divide(false_positives, negatives, 0.0)[:, kept])
     all_positives, all_negatives = positives.sum(axis=1), negatives.sum(axis=1)
     recalls = np.stack([
         _divide(true_positives.sum(axis=1), all_positives, math.nan),
         _divide(all_negatives - false_positives.sum(axis=1), all_negatives, math.nan),
     ])  # fmt: skip
     overall = {
-        "accuracy": (true_positives.sum(axis=1) + all_negatives - false_positives.sum(axis=1)) / size.sum(axis=1),
+        "accuracy": _divide(true_positives.sum(axis=1) + all_negatives - false_positives.sum(axis=1), size.sum(axis=1), math.nan),
         # Mean recall over the classes present, as metrics._balanced_accuracy.
-        "balanced_accuracy": np.nansum(recalls, axis=0) / np.sum(~np.isnan(recalls), axis=0),
+        "balanced_accuracy": _divide(np.nansum(recalls, axis=0), np.sum(~np.isnan(recalls), axis=0), math.nan),
     }
     if len(kept) >= 2:
         selection = groups["selection_rate"][:, kept]
-        overall |= {
+        across = {
             "dp_difference": _spread_over_last_axis(selection),
             "eo_difference": np.maximum(_spread_over_last_axis(tpr), _spread_over_last_axis(fpr)),
             "dp_ratio": _ratio_over_last_axis(selection),
             "eo_ratio": _worst_ratio(_ratio_over_last_axis(tpr), _ratio_over_last_axis(fpr)),
         }
+        overall |= {name: _where_two_groups(size[:, kept], value) for name, value in across.items()}
     else:
         overall |= dict.fromkeys(("dp_difference", "eo_difference", "dp_ratio", "eo_ratio"), np.full(weights.shape[0], math.nan))
     return overall, groups
@@ -285,26 +303,26 @@ def _summarise(samples: dict[str, np.ndarray], names: tuple[str, ...], confidenc
 
 
 def bootstrap_intervals(
-    y_true, y_score, *, sensitive_features, threshold=0.5, min_group_size=30, confidence_level=0.95, n_resamples=1000, seed=0
-) -> BootstrapIntervals:
+    y_true, y_score, *, sensitive_features, threshold=0.5, min_group_size=30, confidence_level=0.95, n_resamples=1000, seed=0,
+    sample_weight=None,
+) -> BootstrapIntervals:  # fmt: skip
     """Percentile bootstrap intervals for every metric :func:`evaluate_scores` reports with
     the same arguments, from ``n_resamples`` resamples drawn within each sensitive group.
 
-    Seeded: the same arguments give the same intervals.
+    Seeded: the same arguments give the same intervals. With ``sample_weight`` rows are
+    drawn as without it (uniformly within their group) and each drawn row carries its weight.
     """
     _check_settings(confidence_level, n_resamples, seed)
-    _check_min_group_size(min_group_size)
-    y_true = _as_binary(y_true, MSG_Y_TRUE_NOT_BINARY)
-    y_score = _as_scores(y_score, unit_interval=True)
-    labels, codes = _encode_groups(sensitive_features)
-    _check_lengths(y_true, y_score, codes)
-    table = _table(y_true, y_score, codes, labels.size, threshold, min_group_size)
+    y_true, y_score, labels, codes, sample_weight = _scored_rows(y_true, y_score, sensitive_features, min_group_size, sample_weight)
+    table = _table(y_true, y_score, codes, labels.size, threshold, min_group_size, sample_weight)
 
     rng = np.random.default_rng(seed)
     block = max(1, _CELLS_PER_BLOCK // y_true.size)
     overall_blocks, group_blocks = [], []
     for start in range(0, n_resamples, block):
         weights = _draw_counts(table, min(block, n_resamples - start), rng)
+        if table.sample_weight is not None:
+            weights *= table.sample_weight
         overall, groups = _resample_metrics(weights, table)
         overall_blocks.append(overall)
         group_blocks.append(groups)

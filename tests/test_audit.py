@@ -23,7 +23,7 @@ from sqnn_cli.audit import (
     summarise_interventions,
 )
 from sqnn_cli.cli import app
-from sqnn_cli.errors import ParameterError
+from sqnn_cli.errors import InputError, ParameterError
 from sqnn_cli.estimator import SQNNClassifier
 
 from .conftest import SAMPLE_DATA, TINY_MODEL
@@ -355,3 +355,108 @@ def test_the_audit_is_the_same_at_the_same_seed_on_several_cores():
     model = handmade_model(np.array([[2.0, 0.0], [0.0, 2.0]]), np.array([-1.0, -1.0]), np.array([1.0, 1.0]))
     first, second = (audit_representation(model, x, y, s, trees=8, n_jobs=2).to_dict() for _ in range(2))
     assert first == second
+
+
+# -- sample weights ---------------------------------------------------------------------------
+def subgroup_leak_data(n: int = 1200):
+    """S fair and z true for a fifth of the rows; neuron 0 fires for S = 1 in z's rows
+    only, neuron 1 copies z: a code reveals S in z's rows and nothing elsewhere."""
+    rng = np.random.default_rng(0)
+    s, z = rng.integers(0, 2, n), (rng.random(n) < 0.2).astype(int)
+    model = handmade_model(np.array([[20.0, 20.0], [0.0, 20.0]]), np.array([-30.0, -10.0]), np.array([1.0, 1.0]))
+    return model, np.column_stack([s, z]).astype(np.float32), rng.integers(0, 2, n), s.astype(str), z
+
+
+def code_auc(share: float) -> float:
+    """The leakage AUC of codes revealing S in a ``share`` of the (weighted) rows and
+    nothing in the rest: positives there beat every negative, elsewhere half tie."""
+    return share + (1 - share) * (share + (1 - share) / 2)
+
+
+def test_up_weighting_the_rows_whose_codes_reveal_s_raises_the_leakage():
+    model, x, y, s, z = subgroup_leak_data()
+    weights = np.where(z == 1, 10.0, 1.0)  # z's share of the weight: 0.2 -> about 0.7
+    share = weights[z == 1].sum() / weights.sum()
+    plain = audit_representation(model, x, y, s, trees=30, seed=0)
+    weighted = audit_representation(model, x, y, s, trees=30, seed=0, sample_weight=weights)
+    assert plain.code.leakage_auc == pytest.approx(code_auc(np.mean(z)), abs=0.04)
+    assert weighted.code.leakage_auc == pytest.approx(code_auc(share), abs=0.04)
+    assert weighted.code.leakage_auc > plain.code.leakage_auc + 0.2
+    # I(T;S) = share of z's rows x H(S | z) ~ that share, in bits.
+    assert plain.mi_joint.bits == pytest.approx(np.mean(z), abs=0.03)
+    assert weighted.mi_joint.bits == pytest.approx(share, abs=0.03)
+    assert weighted.neurons[0].bias_flow > plain.neurons[0].bias_flow + 0.2
+    assert weighted.code.leakage_auc_stderr > 0 and weighted.n == plain.n == len(y)
+
+
+def test_equal_weights_audit_as_no_weights():
+    x, y, s = two_group_data(300)
+    model = handmade_model(np.array([[2.0, 0.0], [0.0, 2.0]]), np.array([-1.0, -1.0]), np.array([1.0, 1.0]))
+    plain = audit_representation(model, x, y, s, trees=10, draws=2, n_jobs=1).to_dict()
+    assert audit_representation(model, x, y, s, trees=10, draws=2, n_jobs=1, sample_weight=np.full(300, 3.0)).to_dict() == plain
+
+
+def test_forest_audit_with_integer_test_weights_scores_the_repeated_test_rows():
+    rng = np.random.default_rng(1)
+    s = rng.integers(0, 3, size=400)
+    features = np.column_stack([s + rng.normal(size=400), rng.normal(size=400)])
+    train, test = slice(0, 250), slice(250, None)
+    weights = rng.integers(0, 4, size=150)
+    settings = dict(trees=20, seed=0, n_jobs=1, progress=None)
+    weighted = forest_audit("f", features[train], features[test], s[train], s[test], sample_weight=(None, weights), **settings)
+    repeated = forest_audit(
+        "f", features[train], np.repeat(features[test], weights, axis=0), s[train], np.repeat(s[test], weights), **settings
+    )
+    for figure in ("rf_accuracy", "majority_share", "balanced_accuracy", "leakage_auc"):
+        assert getattr(weighted, figure) == pytest.approx(getattr(repeated, figure), abs=1e-12), figure
+    assert weighted.leakage_auc_stderr > 0
+
+
+def test_the_bootstraps_weighted_auc_is_roc_auc_score_with_weights():
+    from sklearn.metrics import roc_auc_score
+
+    from sqnn_cli.audit import _rank_auc
+
+    rng = np.random.default_rng(2)
+    positive = rng.random(400) < 0.4
+    score = np.round(rng.random(400) + 0.3 * positive, 1)
+    weights = rng.exponential(size=400)
+    assert _rank_auc(positive, score, weights) == pytest.approx(roc_auc_score(positive, score, sample_weight=weights), abs=1e-12)
+
+
+def test_a_zero_weight_rows_lone_code_is_no_sparse_cell():
+    groups = np.array(["a", "b"] * 100)
+    codes = np.zeros((200, 3), np.uint8)
+    codes[::4, 0] = 1
+    codes[1, 2] = 1  # alone with code 001, which leaves a third of the cells sparse
+    weights = np.ones(200)
+    weights[1] = 0.0
+    assert plugin_sparse_cells(codes, groups, weights) == 0.0
+    weights[::2] = 2.0  # Kish's size of weights 1 and 2 is 0.9 n: still every cell well filled
+    assert plugin_sparse_cells(codes, groups, weights) == 0.0
+    assert plugin_sparse_cells(codes, groups, weights / 1000) == 0.0  # the weights' unit does not matter
+
+
+def test_weighted_interventions_score_the_repeated_rows():
+    x, y, s = two_group_data(300)
+    model = handmade_model(np.array([[20.0, 0.0], [0.0, 20.0]]), np.array([-10.0, -10.0]), np.array([2.0, 1.0]))
+    weights = np.random.default_rng(3).integers(1, 4, size=300)
+    neurons, _ = neuron_flows(model.firing_probabilities(x).astype(np.float64), s, y)
+    settings = dict(random_repeats=1, mode="clamp")
+    weighted = intervention_curves(model, x, y, s, neurons, sample_weight=weights, **settings)
+    repeated = intervention_curves(
+        model, np.repeat(x, weights, axis=0), np.repeat(y, weights), np.repeat(s, weights), neurons, **settings
+    )
+    for ours, theirs in zip(weighted, repeated, strict=True):
+        assert ours.removed == theirs.removed
+        for metric in ("auc", "gpa", "audc", "dp_difference"):
+            assert getattr(ours, metric) == pytest.approx(getattr(theirs, metric), abs=1e-9), (ours, metric)
+
+
+def test_weighted_audit_refusals():
+    x, y, s = two_group_data(60)
+    model = handmade_model(np.array([[20.0, 0.0]]), np.array([-10.0]), np.array([1.0]))
+    with pytest.raises(ParameterError, match="^sample_weight must hold one weight per row"):
+        audit_representation(model, x, y, s, trees=5, sample_weight=np.ones(59))
+    with pytest.raises(InputError, match="only one group of the sensitive attribute has rows of positive weight"):
+        audit_representation(model, x, y, s, trees=5, sample_weight=(s == "1").astype(float))

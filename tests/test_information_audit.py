@@ -15,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from sqnn_cli.errors import ParameterError
 from sqnn_cli.information import (
+    DEFAULT_MAX_TERMS,
     InformationEstimate,
     bernoulli_mutual_information,
     conditional_flow_estimate,
@@ -324,3 +326,107 @@ def test_torch_joint_xor():
     theta, s = xor_layer()
     joint = joint_mutual_information(torch.from_numpy(theta).float(), torch.from_numpy(s), 2)
     assert joint.item() == pytest.approx(joint_information(theta, s).bits, abs=1e-4)
+
+
+# -- sample weights -------------------------------------------------------------------------------
+
+
+@st.composite
+def weighted_case(draw):
+    """(theta, labels, weights): a theta_and_labels case with integer weights 0-3, one positive at least."""
+    theta, labels, _ = draw(theta_and_labels())
+    weights = np.array(draw(st.lists(st.integers(0, 3), min_size=len(theta), max_size=len(theta))))
+    weights[draw(st.integers(0, len(theta) - 1))] += 1
+    return theta, labels, weights
+
+
+@FAST
+@given(case=weighted_case())
+def test_integer_weights_give_the_figures_of_the_repeated_rows(case):
+    """Frequency weights: a row of weight k is k copies of it, a row of weight 0 none."""
+    theta, labels, weights = case
+    repeated_theta, repeated_labels = np.repeat(theta, weights, axis=0), np.repeat(labels, weights)
+    flows, joint = conditional_flows(theta, labels, sample_weight=weights)
+    expected_flows, expected_joint = conditional_flows(repeated_theta, repeated_labels)
+    assert joint.estimator == EXACT and joint.bits == pytest.approx(expected_joint.bits, abs=1e-9)
+    assert flows == pytest.approx(expected_flows, abs=1e-9)
+    assert joint_information(theta, labels, sample_weight=weights).bits == pytest.approx(expected_joint.bits, abs=1e-9)
+    assert neuron_information(theta, labels, sample_weight=weights) == pytest.approx(
+        neuron_information(repeated_theta, repeated_labels), abs=1e-9
+    )
+    assert neuron_entropies(theta, sample_weight=weights) == pytest.approx(neuron_entropies(repeated_theta), abs=1e-9)
+
+
+def test_zero_weights_drop_their_rows_even_a_whole_label():
+    theta, labels = small_case(8, n=30, m=4, n_labels=3)
+    weights = np.where(np.arange(30) % 3 == 0, 0.0, 1.0 + np.arange(30) / 7)
+    weights[labels == 2] = 0.0  # label 2 drops out of the prior and the posteriors
+    kept = weights > 0
+    flows, joint = conditional_flows(theta, labels, sample_weight=weights)
+    expected_flows, expected_joint = conditional_flows(theta[kept], labels[kept], sample_weight=weights[kept])
+    assert joint.bits == pytest.approx(expected_joint.bits, abs=1e-12) and flows == pytest.approx(expected_flows, abs=1e-12)
+    assert neuron_information(theta, labels, sample_weight=weights) == pytest.approx(
+        neuron_information(theta[kept], labels[kept], sample_weight=weights[kept]), abs=1e-12
+    )
+    codes = (theta > 0.5).astype(np.uint8)
+    assert plugin_information(codes, labels, sample_weight=weights) == plugin_information(
+        codes[kept], labels[kept], sample_weight=weights[kept]
+    )
+
+
+@pytest.mark.parametrize("weight", [1.0, 2.5])
+def test_equal_weights_are_no_weights(weight):
+    theta, labels = small_case(9, n=50, m=5)
+    weights = np.full(50, weight)
+    for max_terms in (DEFAULT_MAX_TERMS, 0):  # the exact path, then the Monte-Carlo one
+        assert conditional_flow_estimate(theta, labels, max_terms=max_terms, samples=200, sample_weight=weights).joint == (
+            conditional_flow_estimate(theta, labels, max_terms=max_terms, samples=200).joint
+        )
+    assert (neuron_information(theta, labels, sample_weight=weights) == neuron_information(theta, labels)).all()
+    codes = (theta > 0.5).astype(np.uint8)
+    assert plugin_information(codes, labels, sample_weight=weights) == plugin_information(codes, labels)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_weighted_monte_carlo_agrees_with_weighted_exact(seed):
+    theta, labels = small_case(seed, n=60, m=2 + seed, n_labels=2 + seed % 2)
+    weights = np.random.default_rng(seed).exponential(size=60) * (np.arange(60) % 5 != 0)
+    exact = conditional_flow_estimate(theta, labels, sample_weight=weights)
+    sampled = conditional_flow_estimate(theta, labels, max_terms=0, samples=3000, seed=seed, sample_weight=weights)
+    assert exact.joint.estimator == EXACT and sampled.joint.estimator == MONTE_CARLO
+    assert abs(sampled.joint.bits - exact.joint.bits) <= 4 * sampled.joint.stderr + 1e-9
+    assert (np.abs(sampled.flows - exact.flows) <= 4 * sampled.stderr + 1e-9).all()
+    # The weights matter here: the unweighted figure is a different one.
+    assert abs(conditional_flow_estimate(theta, labels).joint.bits - exact.joint.bits) > 4 * sampled.joint.stderr
+
+
+def test_weighted_plugin_corrects_with_the_effective_sample_size():
+    """The weighted counts give the repeated rows' plug-in figure; Miller-Madow's n is
+    Kish's (sum w)^2 / sum w^2, so rescaling the weights changes nothing."""
+    rng = np.random.default_rng(1)
+    codes = rng.integers(0, 2, (200, 3), dtype=np.uint8)
+    s = rng.integers(0, 3, 200)
+    weights = rng.integers(1, 5, 200)
+    estimate = plugin_information(codes, s, sample_weight=weights)
+    n_effective = weights.sum() ** 2 / (weights**2).sum()
+    k_t, k_tl = distinct_codes(codes), len(set(zip(map(bytes, codes), s)))
+    raw = plugin_bits(np.repeat(codes, weights, axis=0), np.repeat(s, weights))
+    assert estimate.bits == pytest.approx(raw - (k_tl - k_t - 3 + 1) / (2 * n_effective * math.log(2)), abs=1e-12)
+    assert estimate.samples == 200
+    assert plugin_information(codes, s, sample_weight=weights / 100).bits == pytest.approx(estimate.bits, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ([1.0, 2.0], "sample_weight must hold one weight per row"),
+        ([1.0, -1.0, 1.0, 1.0], "sample_weight must not be negative"),
+        ([1.0, np.nan, 1.0, 1.0], "sample_weight must contain only finite numbers"),
+        ([0.0, 0.0, 0.0, 0.0], "sample_weight must have a positive, finite total"),
+    ],
+)
+def test_invalid_weights_are_refused_naming_sample_weight(weights, message):
+    theta, labels = np.full((4, 2), 0.5), np.array([0, 1, 0, 1])
+    for measure in (joint_information, neuron_information, plugin_information):
+        with pytest.raises(ParameterError, match=message):
+            measure(theta.astype(np.uint8) if measure is plugin_information else theta, labels, sample_weight=weights)

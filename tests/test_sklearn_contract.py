@@ -9,6 +9,16 @@ else it checks (accuracy, shapes, classes, decision consistency) and cannot pass
 reason other than the threshold. The settings are small and fast; a learning rate high
 enough for three epochs to fit the checks' 200-row problems keeps the accuracy checks
 meaningful.
+
+One check is expected to fail, strictly (it must fail, or the test fails):
+check_sample_weight_equivalence_on_dense_data asserts that a weight of 2 trains exactly
+what a repeated row trains. For mini-batch training it cannot: the repeated table has
+more rows, so the shuffles, the batches and the bits drawn differ, and the fitted
+probabilities differ by a few thousandths (scikit-learn marks its own SGDClassifier and
+MLPClassifier the same way). What weights do mean is held in
+tests/test_training_weights.py: integer weights give the loss and gradient of repeated
+rows exactly, equal weights train exactly what no weights train, and weight 0 leaves a
+row out.
 """
 
 from __future__ import annotations
@@ -26,8 +36,8 @@ class CutAtHalf(SQNNClassifier):
     """SQNNClassifier with predict's cut where argmax cuts: positive above 0.5, a tie at 0.5
     going to classes_[0] (SQNNClassifier counts a score at its threshold as positive)."""
 
-    def _set_threshold(self, X, y, *, rows: str) -> "CutAtHalf":
-        super()._set_threshold(X, y, rows=rows)
+    def _set_threshold(self, X, y, *, rows: str, sample_weight=None) -> "CutAtHalf":
+        super()._set_threshold(X, y, rows=rows, sample_weight=sample_weight)
         self.threshold_ = float(np.nextafter(0.5, 1.0))
         return self
 
@@ -38,7 +48,14 @@ def _name(check) -> str:
 
 # The checks know nothing of groups: each fit is a plain classifier's, and says so.
 @pytest.mark.filterwarnings("ignore:sensitive_features is None:UserWarning")
-@parametrize_with_checks([FAST])
+@parametrize_with_checks(
+    [FAST],
+    expected_failed_checks=lambda estimator: {
+        "check_sample_weight_equivalence_on_dense_data": "mini-batch training: repeated rows change the "
+        "shuffles, batches and draws (module docstring)"
+    },
+    xfail_strict=True,
+)
 def test_scikit_learns_checks(estimator, check):
     if _name(check) == "check_classifiers_train":
         estimator = CutAtHalf(**estimator.get_params())

@@ -10,12 +10,12 @@ import torch
 
 from sqnn_cli.estimator import SQNNClassifier
 
-from sqnn_cli.information import bernoulli_mutual_information, group_indicators
+from sqnn_cli.information import bernoulli_mutual_information, conditional_on_labels, information_cells
 from sqnn_cli.model import SQNNetwork
 from sqnn_cli.training import FlatAdam, autograd_step, closed_form_step
 
 N_GROUPS = 3
-INDICATORS = group_indicators(N_GROUPS, dtype=torch.float64)
+CELLS = information_cells(N_GROUPS, dtype=torch.float64)
 
 
 def batch(rows: int = 40, features: int = 6, seed: int = 0):
@@ -33,7 +33,7 @@ def network(hidden, temperature: float, straight_through: str) -> SQNNetwork:
     return SQNNetwork(6, hidden, 5, temperature=temperature, straight_through=straight_through).double()
 
 
-def bernoulli_penalty(theta, groups, generator):
+def bernoulli_penalty(theta, groups, y, weights, generator):
     information = bernoulli_mutual_information(theta, groups, N_GROUPS)
     return information, information
 
@@ -41,7 +41,7 @@ def bernoulli_penalty(theta, groups, generator):
 def gradients(net: SQNNetwork, step, **options) -> tuple[torch.Tensor, list[torch.Tensor]]:
     for parameter in net.parameters():
         parameter.grad = torch.full_like(parameter, float("nan"))  # whatever was there goes
-    terms = step(net, *batch(), generator=torch.Generator().manual_seed(7), **options)
+    terms = step(net, *batch(), None, generator=torch.Generator().manual_seed(7), **options)
     return terms, [parameter.grad.clone() for parameter in net.parameters()]
 
 
@@ -54,7 +54,7 @@ def test_closed_form_step_gives_autograds_gradients(hidden, temperature, straigh
         network(hidden, temperature, straight_through), autograd_step, gamma=gamma, penalty=bernoulli_penalty
     )
     terms, actual = gradients(
-        network(hidden, temperature, straight_through), closed_form_step, gamma=gamma, indicators=INDICATORS
+        network(hidden, temperature, straight_through), closed_form_step, gamma=gamma, cells=CELLS
     )
     assert torch.allclose(terms, expected_terms, rtol=1e-12, atol=0)
     for got, want in zip(actual, expected):
@@ -64,15 +64,57 @@ def test_closed_form_step_gives_autograds_gradients(hidden, temperature, straigh
 
 def test_closed_form_step_allocates_missing_gradients():
     net = network((8,), 1.0, "sigmoid")
-    closed_form_step(net, *batch(), gamma=0.3, indicators=INDICATORS, generator=torch.Generator().manual_seed(7))
+    closed_form_step(net, *batch(), None, gamma=0.3, cells=CELLS, generator=torch.Generator().manual_seed(7))
     assert all(parameter.grad is not None and parameter.grad.abs().sum() > 0 for parameter in net.parameters())
+
+
+def row_weights(rows: int = 40, seed: int = 3) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(rows, generator=generator, dtype=torch.float64) * 3 + 0.1
+
+
+def reference_penalty(objective: str):
+    """The information term through autograd, as the formulas define it (no closed form)."""
+
+    def independence(theta, groups, weights):
+        information = bernoulli_mutual_information(theta, groups, N_GROUPS, row_weights=weights)
+        return information, information
+
+    def penalty(theta, groups, y, weights, generator):
+        if objective == "separation":
+            return conditional_on_labels(independence, theta, groups, y, weights)
+        return independence(theta, groups, weights)
+
+    return penalty
+
+
+@pytest.mark.parametrize("objective", ["independence", "separation"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 1.0])
+def test_closed_form_step_gives_autograds_gradients_for_weights_and_objectives(objective, weighted, gamma):
+    weights = row_weights() if weighted else None
+    cells = information_cells(N_GROUPS, objective, dtype=torch.float64)
+
+    def weighted_gradients(step, **options):
+        net = network((8, 4), 1.5, "sigmoid")
+        for parameter in net.parameters():
+            parameter.grad = torch.full_like(parameter, float("nan"))
+        terms = step(net, *batch(), weights, generator=torch.Generator().manual_seed(7), **options)
+        return terms, [parameter.grad.clone() for parameter in net.parameters()]
+
+    expected_terms, expected = weighted_gradients(autograd_step, gamma=gamma, penalty=reference_penalty(objective))
+    terms, actual = weighted_gradients(closed_form_step, gamma=gamma, cells=cells)
+    assert torch.allclose(terms, expected_terms, rtol=1e-10, atol=0)
+    for got, want in zip(actual, expected):
+        assert torch.allclose(got, want, rtol=1e-9, atol=1e-15)
+    assert any(want.abs().max() > 1e-4 for want in expected)
 
 
 class AutogradSQNN(SQNNClassifier):
     """The same classifier, its bernoulli loss trained through autograd."""
 
     def _training_step(self, device):
-        def penalty(theta, groups, generator):
+        def penalty(theta, groups, y, weights, generator):
             information = bernoulli_mutual_information(theta, groups, len(self.groups_))
             return information, information
 

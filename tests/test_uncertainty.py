@@ -174,22 +174,108 @@ def test_agrees_with_fairlearns_metricframe_bootstrap():
         assert np.allclose(expected, ours.groups[g]["selection_rate"], rtol=0, atol=tolerance[g]), g
 
 
-def test_95_percent_intervals_cover_the_true_value_95_percent_of_the_time():
-    """A population whose groups select at 0.5 and 0.3 (DP difference 0.2): 400 samples of
-    150 + 100 rows, 200 resamples each. With 400 draws a true 95 % reads 95 +- 2.2 % (2 sd)."""
+def coverage(sample, draws: int = 400) -> dict[str, float]:
+    """Share of ``draws`` samples whose 95 % intervals (200 resamples) hold the population's
+    DP difference, 0.2, and group b's selection rate, 0.3; ``sample(rng)`` draws one sample
+    as (y, predicted, group, sample_weight). With 400 draws a true 95 % reads 95 +- 2.2 % (2 sd)."""
     rng = np.random.default_rng(0)
-    group = np.repeat(["a", "b"], [150, 100])
     covered = {"dp_difference": 0, "selection_rate_b": 0}
-    for draw in range(400):
-        predicted = (rng.random(group.size) < np.where(group == "a", 0.5, 0.3)).astype(float)
-        y = (rng.random(group.size) < 0.5).astype(int)
-        intervals = bootstrap_intervals(y, predicted, sensitive_features=group, n_resamples=200, seed=draw, min_group_size=0)
+    for draw in range(draws):
+        y, predicted, group, sample_weight = sample(rng)
+        intervals = bootstrap_intervals(
+            y, predicted, sensitive_features=group, n_resamples=200, seed=draw, min_group_size=0, sample_weight=sample_weight
+        )  # fmt: skip
         lower, upper = intervals.metrics["dp_difference"]
         covered["dp_difference"] += lower <= 0.2 <= upper
         lower, upper = intervals.groups["b"]["selection_rate"]
         covered["selection_rate_b"] += lower <= 0.3 <= upper
-    for name, count in covered.items():
-        assert 0.92 <= count / 400 <= 0.98, (name, count)
+    return {name: count / draws for name, count in covered.items()}
+
+
+def test_95_percent_intervals_cover_the_true_value_95_percent_of_the_time():
+    """A population whose groups select at 0.5 and 0.3 (DP difference 0.2): samples of
+    150 + 100 rows."""
+    group = np.repeat(["a", "b"], [150, 100])
+
+    def sample(rng):
+        predicted = (rng.random(group.size) < np.where(group == "a", 0.5, 0.3)).astype(float)
+        return (rng.random(group.size) < 0.5).astype(int), predicted, group, None
+
+    for name, share in coverage(sample).items():
+        assert 0.92 <= share <= 0.98, (name, share)
+
+
+# -- sample weights ----------------------------------------------------------------------
+def weighted_resamples(y, score, group, sample_weight, counts, *, min_group_size):
+    """The bootstrap's metrics for each row of draw counts, the drawn rows carrying their weights."""
+    labels, codes = _encode_groups(group)
+    table = _table(y, score, codes, labels.size, 0.5, min_group_size, sample_weight)
+    order = np.argsort(score, kind="stable")
+    return _resample_metrics(counts[:, order] * table.sample_weight, table)
+
+
+@pytest.mark.parametrize("min_group_size", [0, 30])
+def test_a_weighted_resample_is_the_weighted_metrics_of_the_drawn_rows(min_group_size):
+    y, score, group = scored_table(n=400, seed=5, shares=(0.5, 0.4, 0.1))
+    rng = np.random.default_rng(5)
+    sample_weight = rng.choice([0.0, 0.5, 1.0, 2.5], size=y.size)
+    counts = rng.integers(0, 4, size=(3, y.size)).astype(float)
+    counts[2, group == "c"] = 0  # this resample drew only rows of weight 0 from c: c is absent
+    overall, per_group = weighted_resamples(y, score, group, sample_weight, counts, min_group_size=min_group_size)
+    for row in range(3):
+        expected = evaluate_scores(
+            y, score, sensitive_features=group, min_group_size=min_group_size, sample_weight=counts[row] * sample_weight
+        )  # fmt: skip
+        assert expected.zero_weight_groups == (("c",) if row == 2 else ())
+        assert_equals_evaluate(overall, per_group, row, expected)
+
+
+def test_weighted_intervals_are_seeded_and_all_ones_weights_change_nothing():
+    y, score, group = scored_table()
+    sample_weight = np.random.default_rng(1).choice([0.5, 1.0, 3.0], size=y.size)
+    settings = dict(sensitive_features=group, n_resamples=200)
+    first = bootstrap_intervals(y, score, seed=1, sample_weight=sample_weight, **settings)
+    assert first == bootstrap_intervals(y, score, seed=1, sample_weight=sample_weight, **settings)
+    assert first != bootstrap_intervals(y, score, seed=2, sample_weight=sample_weight, **settings)
+    unweighted = bootstrap_intervals(y, score, seed=1, **settings)
+    assert first != unweighted
+    assert bootstrap_intervals(y, score, seed=1, sample_weight=np.ones(y.size), **settings) == unweighted
+    estimate = evaluate_scores(y, score, sensitive_features=group, sample_weight=sample_weight)
+    for name in ("auc", "accuracy", "balanced_accuracy", "audc"):
+        lower, upper = first.metrics[name]
+        assert lower < getattr(estimate, name) < upper, name
+
+
+def test_a_group_of_weight_zero_has_no_interval_and_stays_out_of_the_fairness_figures():
+    y, score, group = scored_table(n=1000, shares=(0.5, 0.3, 0.2))
+    sample_weight = np.where(group == "c", 0.0, 1.0)
+    weighted_ = bootstrap_intervals(y, score, sensitive_features=group, n_resamples=100, sample_weight=sample_weight)
+    assert all(interval is None for interval in weighted_.groups["c"].values())
+    assert weighted_.groups_undefined["c"] == dict.fromkeys(GROUP_METRICS, 100)
+    # c's rates are undefined, yet no across-group figure is: they are a's and b's
+    assert not weighted_.undefined
+    estimate = evaluate_scores(y, score, sensitive_features=group, sample_weight=sample_weight)
+    lower, upper = weighted_.metrics["dp_difference"]
+    assert estimate.zero_weight_groups == ("c",) and lower < estimate.dp_difference < upper
+
+
+def test_weighted_95_percent_intervals_cover_the_population_value_95_percent_of_the_time():
+    """Group b's population is two strata: a quarter selected at 0.6, three quarters at 0.2
+    (rate 0.3). The sample draws b's rows from either stratum with chance 1/2, so each row
+    stands for share / (1/2) of the population: weights 0.5 and 1.5. Group a (rate 0.5) is
+    sampled as it is. Unweighted, b's sample rate is 0.4, two standard errors off 0.3 (such
+    intervals cover 0.3 about half the time); the weighted ones must cover it at 95 %."""
+    group = np.repeat(["a", "b"], [150, 100])
+
+    def sample(rng):
+        first_stratum = (group == "b") & (rng.random(group.size) < 0.5)
+        rate = np.where(group == "a", 0.5, np.where(first_stratum, 0.6, 0.2))
+        predicted = (rng.random(group.size) < rate).astype(float)
+        sample_weight = np.where(group == "a", 1.0, np.where(first_stratum, 0.5, 1.5))
+        return (rng.random(group.size) < 0.5).astype(int), predicted, group, sample_weight
+
+    for name, share in coverage(sample).items():
+        assert 0.92 <= share <= 0.98, (name, share)
 
 
 # -- gates on the pessimistic end --------------------------------------------------------
