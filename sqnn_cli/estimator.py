@@ -108,6 +108,16 @@ def _counts(n: int, what: str) -> str:
     return f"{n} {what}" if n == 1 else f"{n} {what}es" if what.endswith("s") else f"{n} {what}s"
 
 
+def _training_weights(weights: np.ndarray) -> np.ndarray:
+    """Positive float64 weights as the float32 the training step reads: divided by their
+    mean (every term of the loss is a weighted mean, so only their ratios count), which
+    keeps a table's largest weight below its row count however large the raw weights, and
+    kept above float32's smallest normal number, so that no row of positive weight becomes
+    0 (a batch of such rows would weigh nothing)."""
+    scaled = weights / weights.mean()
+    return np.maximum(scaled, np.finfo(np.float32).tiny).astype(np.float32)
+
+
 def _whole_between(low: int, high: int) -> Interval:
     return Interval(Integral, low, high, closed="both")
 
@@ -426,7 +436,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             torch.from_numpy(X).to(device),
             torch.from_numpy(self._positive(y).astype(np.float32)).to(device),
             torch.from_numpy(group_index.astype(np.int64)).to(device),
-            None if weights is None else torch.from_numpy(weights.astype(np.float32)).to(device),
+            None if weights is None else torch.from_numpy(_training_weights(weights)).to(device),
         )
         self.history_: list[dict[str, float]] = []
         self._train(network, data, device, epoch_callback)

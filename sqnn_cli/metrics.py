@@ -47,6 +47,7 @@ __all__ = [
     "equalized_odds_ratio",
     "evaluate_scores",
     "checked_sample_weight",
+    "pair_weight_scale",
     "group_pairwise_accuracy_difference",
 ]
 
@@ -227,12 +228,22 @@ def _pairwise_accuracy(positive_scores: np.ndarray, negative_scores: np.ndarray)
     return half_wins / (2 * positive_scores.size * negatives.size)
 
 
+def pair_weight_scale(*weights: np.ndarray) -> float:
+    """A power of two that brings the largest weight near 1: products of two weights then
+    neither overflow (weights of 1e154 would) nor lose exactness (scaling by a power of two
+    is exact), and pairwise accuracies, ratios of such products, do not change."""
+    largest = max((float(w.max()) for w in weights if w.size), default=0.0)
+    return 1.0 if largest == 0.0 else float(2.0 ** -np.frexp(largest)[1])
+
+
 def _weighted_pairwise_accuracy(
     positive_scores: np.ndarray, positive_weights: np.ndarray, negative_scores: np.ndarray, negative_weights: np.ndarray
 ) -> float:
     """_pairwise_accuracy with each (positive, negative) pair weighted by the product of
     their weights; sums of integer weights stay exact, so integer weights give the figure
     of the repeated rows."""
+    scale = pair_weight_scale(positive_weights, negative_weights)
+    positive_weights, negative_weights = positive_weights * scale, negative_weights * scale
     positive_total, negative_total = positive_weights.sum(), negative_weights.sum()
     if positive_total == 0 or negative_total == 0:
         return math.nan

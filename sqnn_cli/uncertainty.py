@@ -46,6 +46,7 @@ from .metrics import (
     _spread_over_last_axis,
     _trapezoid_over_last_axis,
     _worst_ratio,
+    pair_weight_scale,
 )
 
 __all__ = ["BootstrapIntervals", "BootstrapSettings", "bootstrap_intervals", "OVERALL_METRICS", "GROUP_METRICS"]
@@ -177,6 +178,7 @@ def _running_totals(weights: np.ndarray, columns: np.ndarray) -> np.ndarray:
 def _pairwise_accuracies(weights: np.ndarray, table: _Table, positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     """Per resample, how often a drawn positive at ``positives`` outscores a drawn negative
     at ``negatives`` (columns of the sorted table), ties 1/2: the rule of metrics._pairwise_accuracy."""
+    weights = weights * pair_weight_scale(weights)
     negative_scores = table.score[negatives]
     below = np.searchsorted(negative_scores, table.score[positives], side="left")
     not_above = np.searchsorted(negative_scores, table.score[positives], side="right")

@@ -166,3 +166,20 @@ def test_the_weighted_audit_runs_and_says_so(model, data):
     assert result.exit_code == 0, result.output
     unweighted = runner.invoke(app, ["audit-representation", str(model), str(data), "--trees", "10", "--n-jobs", "1", "--json", "--unweighted"])
     assert json.loads(result.stdout) != json.loads(unweighted.stdout)
+
+
+def test_weights_of_any_scale_train_and_score(tmp_path):
+    """Weights near the largest accepted (1e154, whose products overflow a double) and
+    far below 1 (1e-300, below float32's range) change nothing but their ratios."""
+    table = weighted_table()
+    table["w"] = np.where(np.arange(len(table)) % 2 == 0, 1e154, 1e-300)
+    table.to_csv(tmp_path / "t.csv", index=False)
+    trained = runner.invoke(app, ["train", str(tmp_path / "t.csv"), "-t", "y", "-s", "group", "--weight", "w", *TINY_MODEL, "--out", str(tmp_path / "m")])
+    assert trained.exit_code == 0, trained.output
+    report = evaluate_json(tmp_path / "m", tmp_path / "t.csv", "--ci", "0.9", "--bootstrap", "50")
+    halved = table.iloc[::2].assign(w=1.0)
+    halved.to_csv(tmp_path / "even.csv", index=False)
+    even = evaluate_json(tmp_path / "m", tmp_path / "even.csv")
+    for metric in ("auc", "gpa", "dp_difference"):
+        assert report[metric] == pytest.approx(even[metric], abs=1e-9), metric
+    assert report["intervals"]["gpa"] is not None
