@@ -688,7 +688,7 @@ def train(
         if not json_output:
             report.render_evaluation(err, outcome.test.result, title=f"held-out split ({test_size:g})")
             report.info(err, report.threshold_note(outcome.test, rule=rule))
-            for note in report.weight_notes(outcome.test):
+            for note in report.weight_notes(outcome.test.weight_column):
                 report.info(err, note)
     if not json_output:
         report.info(err, _next_step(saved, data, held_out=outcome.test is not None))
@@ -821,7 +821,7 @@ def evaluate(
         render=lambda: report.render_evaluation(
             err, result, title=f"{data.name} scored by {model.name or model}", intervals=evaluation.intervals
         ),
-        notes=[report.threshold_note(evaluation, rule=fitted.estimator.threshold_rule_), *report.weight_notes(evaluation)],
+        notes=[report.threshold_note(evaluation, rule=fitted.estimator.threshold_rule_), *report.weight_notes(evaluation.weight_column)],
     )
 
 
@@ -955,6 +955,8 @@ def audit_representation(
     _warn_dropped(outcome.rows_dropped)
     for note in report.encoding_notes(outcome.encoding) + report.audit_notes(outcome.audit):
         report.warn(err, note)
+    for note in report.weight_notes(outcome.weight_column):
+        report.info(err, note)
     if plot is not None and outcome.interventions:
         report.plot_interventions(outcome.interventions, plot, title=f"{model.name}: interventions on {data.name}")
         report.info(err, f"wrote the intervention plot to {plot}")

@@ -382,6 +382,8 @@ class AuditOutcome:
     rows_dropped: int
     mode: str | None
     """How the interventions removed a neuron (audit.PRUNE_MODES); None without them."""
+    weight_column: str | None = None
+    """The column whose sample weights every figure weighed the rows by; None: unweighted."""
 
     def gated_values(self) -> dict[str, float]:
         """The figures the audit's gates bound: the worse of the two audited views."""
@@ -392,7 +394,7 @@ class AuditOutcome:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        payload = self.audit.to_dict()
+        payload = self.audit.to_dict() | {"sample_weight_column": self.weight_column}
         if self.interventions is not None:
             from .audit import summarise_interventions
 
@@ -467,7 +469,10 @@ def audit(
             sample_weight=data.weights,
         )  # fmt: skip
     mode = interventions.mode if interventions is not None else None
-    return AuditOutcome(audit=result, interventions=curves, encoding=encoding, rows_dropped=data.rows_dropped, mode=mode)
+    return AuditOutcome(
+        audit=result, interventions=curves, encoding=encoding, rows_dropped=data.rows_dropped, mode=mode,
+        weight_column=data.weight_column,
+    )  # fmt: skip
 
 
 @dataclass

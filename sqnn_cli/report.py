@@ -166,9 +166,8 @@ def evaluation_warnings(evaluation: Evaluation, min_group_size: int) -> list[str
     return notes + encoding_notes(evaluation.encoding) + evaluation_notes(evaluation.result, min_group_size)
 
 
-def weight_notes(evaluation: Evaluation) -> list[str]:
+def weight_notes(column: str | None) -> list[str]:
     """Which sample weights every figure weighs the rows by, if any."""
-    column = evaluation.weight_column
     return [] if column is None else [f"every figure weighs the rows by the sample weights in column '{column}'"]
 
 

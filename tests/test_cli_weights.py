@@ -165,7 +165,9 @@ def test_the_weighted_audit_runs_and_says_so(model, data):
     result = runner.invoke(app, ["audit-representation", str(model), str(data), "--trees", "10", "--n-jobs", "1", "--json"])
     assert result.exit_code == 0, result.output
     unweighted = runner.invoke(app, ["audit-representation", str(model), str(data), "--trees", "10", "--n-jobs", "1", "--json", "--unweighted"])
-    assert json.loads(result.stdout) != json.loads(unweighted.stdout)
+    weighted, plain = json.loads(result.stdout), json.loads(unweighted.stdout)
+    assert (weighted["sample_weight_column"], plain["sample_weight_column"]) == ("w", None)
+    assert weighted["mi_joint"] != plain["mi_joint"]
 
 
 def test_weights_of_any_scale_train_and_score(tmp_path):
