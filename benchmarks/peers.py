@@ -3,21 +3,30 @@
 Usage (from the repository root, after `pip install -e '.[test]'`, which brings
 fairlearn):
 
-    python benchmarks/peers.py > peers.md        # the full run behind RESULTS.md
+    python benchmarks/peers.py > peers.md        # every dataset and method
+
+    # issue 16's run in RESULTS.md: both COMPAS protocols, every default method
+    python benchmarks/peers.py --datasets compas,compas_all --out benchmarks/peers_regimes.json
 
     # a smoke run (a minute)
     python benchmarks/peers.py --datasets compas --outer-folds 2 --epochs 2 --quick \
         --audit-trees 20 --sweep-steps 3 --out /tmp/peers-smoke.json
 
-Options: --datasets (compas,adult,bank), --outer-folds (3), --inner-folds (2),
+Options: --datasets (compas,compas_all,adult,bank), --outer-folds (3), --inner-folds (2),
 --epochs (neural methods; default sqnn's), --methods (comma list of METHODS
 below), --quick (one or two configurations per method), --audit-trees (1000; 0
 skips the audit), --sweep-steps (11; 0 skips the sweep), --jobs (tasks side by
 side, default the CPU count), --out (JSON, default benchmarks/peers.json).
 
+Datasets: `compas` is the paper's protocol (African-American and Caucasian rows only,
+S = race); `compas_all` keeps every race, S = African-American against the rest.
+
 Protocol (DESIGN.md §5): outer StratifiedKFold on y (seed 0); all preprocessing
 (`TabularEncoder`) is fitted on the training part only; S is not a feature except
-for `sqnn_bernoulli_s`, which is `sqnn train --sensitive-as-feature`. Each method
+for `sqnn_bernoulli_s`, which is `sqnn train --sensitive-as-feature`, and
+`logistic_s`. Methods fall in two information regimes, those whose scorer never sees
+S and those whose scorer does (`sqnn_bernoulli_s`, `logistic_s`, ThresholdOptimizer),
+and each regime gets its own table: only methods of one regime are compared. Each method
 has a small configuration grid. A configuration is scored on inner StratifiedKFold
 folds of the training part by the paper's criterion, AUC + (1 - GPA) + (1 - AUDC)
 averaged over the inner folds (a configuration that breaks the method scores -inf);
@@ -30,10 +39,10 @@ leakage AUC). Separately, default sqnn is trained at each gamma of the default
 
 Tasks (one method on one outer fold, or one sweep point) run --jobs at a time, each
 on one thread. Writes every fold's numbers, the inner trials and the chosen
-configuration to --out after every task, and prints per dataset a markdown table of
-mean ± std over the outer folds (best of each column in bold), whether each sqnn
-variant beats the best peer on dGPA and dAUDC, the sweep table, and a line naming
-the machine and library versions.
+configuration to --out after every task, and prints per dataset and regime a markdown
+table of mean ± std over the outer folds (best of each column in bold), whether each
+sqnn variant beats the regime's best peer on dGPA and dAUDC, the sweep table, and a
+line naming the machine and library versions.
 """
 
 from __future__ import annotations
@@ -72,17 +81,31 @@ METRICS = ("auc", "gpa", "audc", "dp_difference", "d_gpa", "d_audc")
 # -- datasets (DESIGN.md §5) ---------------------------------------------------------
 
 
+COMPAS_FEATURES = ["sex", "age_cat", "c_charge_degree", "priors_count"]
+
+
 def load_compas() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     frame = pd.read_csv(DATA / "compas.csv")
     # The paper kept only the two largest groups, making S binary.
     frame = frame[frame["race"].isin(["African-American", "Caucasian"])].reset_index(
         drop=True
     )
-    features = frame[["sex", "age_cat", "c_charge_degree", "priors_count"]]
     return (
-        features,
+        frame[COMPAS_FEATURES],
         frame["two_year_recid"].to_numpy(dtype=np.int64),
         frame["race"].to_numpy(dtype=str),
+    )
+
+
+def load_compas_all() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Every race kept, S binary as African-American against the rest (issue 16): no
+    row is dropped for its S, unlike the paper's two-group protocol."""
+    frame = pd.read_csv(DATA / "compas.csv")
+    s = np.where(frame["race"] == "African-American", "African-American", "other")
+    return (
+        frame[COMPAS_FEATURES],
+        frame["two_year_recid"].to_numpy(dtype=np.int64),
+        s.astype(str),
     )
 
 
@@ -104,6 +127,7 @@ def load_bank() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
 
 DATASETS: dict[str, Callable[[], tuple[pd.DataFrame, np.ndarray, np.ndarray]]] = {
     "compas": load_compas,
+    "compas_all": load_compas_all,
     "adult": load_adult,
     "bank": load_bank,
 }
@@ -131,7 +155,13 @@ class Method:
     fit: Callable[
         [dict[str, Any], np.ndarray, np.ndarray, np.ndarray, int | None], Fitted
     ]
+    # Whether the scorer reads S. Only methods of one regime are compared with each
+    # other: a model that needs S to score cannot be used where deciding on S is unlawful.
+    sees_s: bool = False
     note: str = ""
+
+
+REGIMES = {False: "never sees S", True: "sees S"}
 
 
 def _logistic() -> LogisticRegression:
@@ -145,6 +175,12 @@ def _f64(X: np.ndarray) -> np.ndarray:
     return np.asarray(X, dtype=np.float64)
 
 
+def _with_s(groups: np.ndarray, X: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """X with S one-hot encoded as extra columns, as `sqnn train --sensitive-as-feature`
+    does; `groups` are the training part's, so every part gets the same columns."""
+    return np.hstack([X, (s[:, None] == groups[None, :]).astype(X.dtype)])
+
+
 def fit_sqnn(method: str, *, sensitive_as_feature: bool = False):
     def fit(config, X, y, s, epochs):
         from sqnn_cli.estimator import SQNNClassifier
@@ -152,10 +188,7 @@ def fit_sqnn(method: str, *, sensitive_as_feature: bool = False):
         groups = np.unique(s)
 
         def inputs(X_, s_):
-            # `sqnn train --sensitive-as-feature`: S one-hot encoded as extra columns.
-            if not sensitive_as_feature:
-                return X_
-            return np.hstack([X_, (s_[:, None] == groups[None, :]).astype(X_.dtype)])
+            return _with_s(groups, X_, s_) if sensitive_as_feature else X_
 
         # Everything but gamma and the method is sqnn's default, which is what users get.
         model = SQNNClassifier(
@@ -217,7 +250,35 @@ def fit_logistic(config, X, y, s, epochs):
     return Fitted(lambda X_, s_: model.predict_proba(X_)[:, 1])
 
 
-def fit_expgrad(constraint: str):
+def fit_logistic_with_s(config, X, y, s, epochs):
+    """The unconstrained reference of the regime that sees S: S as an input, no fairness."""
+    groups = np.unique(s)
+    model = _logistic().fit(_with_s(groups, X, s), y)
+    return Fitted(lambda X_, s_: model.predict_proba(_with_s(groups, X_, s_))[:, 1])
+
+
+def _positive_proba(estimator, X: np.ndarray) -> np.ndarray:
+    # fairlearn's oracle returns a one-class DummyClassifier when the reweighted labels
+    # are all equal; its predict_proba then has a single column.
+    classes = list(estimator.classes_)
+    if 1 not in classes:
+        return np.zeros(len(X))
+    return estimator.predict_proba(X)[:, classes.index(1)]
+
+
+def averaged_proba(model, X: np.ndarray) -> np.ndarray:
+    """ExponentiatedGradient's graded score: sum over t of weights_[t] *
+    predictors_[t].predict_proba(X), where _pmf_predict averages their 0/1 predictions."""
+    X = _f64(X)
+    used = model.weights_[model.weights_ > 0]
+    total = sum(
+        weight * _positive_proba(model.predictors_[t], X) for t, weight in used.items()
+    )
+    # The weights sum to 1 up to rounding, which can overshoot 1.
+    return np.clip(total, 0.0, 1.0)
+
+
+def fit_expgrad(constraint: str, *, score_by_averaged_proba: bool = False):
     def fit(config, X, y, s, epochs):
         from fairlearn.reductions import (
             DemographicParity,
@@ -230,6 +291,8 @@ def fit_expgrad(constraint: str):
             _logistic(), constraints=moment, eps=config["eps"]
         )
         model.fit(_f64(X), y, sensitive_features=s)
+        if score_by_averaged_proba:
+            return Fitted(lambda X_, s_: averaged_proba(model, X_))
         # _pmf_predict is the randomized classifier's P(y=1), the only graded score it has;
         # mixing the classifiers' weights can overshoot 1 by a rounding error.
         return Fitted(
@@ -346,6 +409,10 @@ GAMMAS = [0.0, 0.2, 0.4, 0.6, 0.8]
 EPS = [0.01, 0.05, 0.1]
 ALPHAS = [0.001, 0.01, 0.1, 1.0]  # from nearly plain to an adversary that dominates
 NONE: list[dict[str, Any]] = [{}]
+AVERAGED_PROBA_NOTE = (
+    "ExponentiatedGradient scored by its predictors' predict_proba averaged with its "
+    "weights_, where expgrad_dp and expgrad_eo average their 0/1 predictions"
+)
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -367,6 +434,7 @@ METHODS: dict[str, Method] = {
             [{"gamma": g} for g in GAMMAS],
             [{"gamma": 0.0}, {"gamma": 0.4}],
             fit_sqnn("bernoulli", sensitive_as_feature=True),
+            sees_s=True,
             note="S is an input (sqnn train --sensitive-as-feature), so like ThresholdOptimizer it needs S to score",
         ),
         Method("plain_network", NONE, NONE, fit_plain_network),
@@ -375,10 +443,33 @@ METHODS: dict[str, Method] = {
             "expgrad_dp", [{"eps": e} for e in EPS], [{"eps": 0.05}], fit_expgrad("dp")
         ),
         Method(
+            "expgrad_dp_proba",
+            [{"eps": e} for e in EPS],
+            [{"eps": 0.05}],
+            fit_expgrad("dp", score_by_averaged_proba=True),
+            note=AVERAGED_PROBA_NOTE,
+        ),
+        Method(
             "expgrad_eo", [{"eps": e} for e in EPS], [{"eps": 0.05}], fit_expgrad("eo")
         ),
-        Method("threshold_dp", NONE, NONE, fit_threshold("demographic_parity")),
-        Method("threshold_eo", NONE, NONE, fit_threshold("equalized_odds")),
+        Method(
+            "expgrad_eo_proba",
+            [{"eps": e} for e in EPS],
+            [{"eps": 0.05}],
+            fit_expgrad("eo", score_by_averaged_proba=True),
+            note=AVERAGED_PROBA_NOTE,
+        ),
+        Method("logistic_s", NONE, NONE, fit_logistic_with_s, sees_s=True),
+        Method(
+            "threshold_dp",
+            NONE,
+            NONE,
+            fit_threshold("demographic_parity"),
+            sees_s=True,
+        ),
+        Method(
+            "threshold_eo", NONE, NONE, fit_threshold("equalized_odds"), sees_s=True
+        ),
         Method(
             "adversarial",
             [{"alpha": a} for a in ALPHAS],
@@ -610,7 +701,9 @@ def plan(args) -> list[Task]:
 
 SLOW_FIRST = (
     "expgrad_eo",
+    "expgrad_eo_proba",
     "expgrad_dp",
+    "expgrad_dp_proba",
     "adversarial",
     "sqnn_joint",
     "sqnn_bernoulli",
@@ -704,9 +797,29 @@ def configurations(records: list[dict]) -> str:
 
 
 def markdown_table(dataset: str, result: dict) -> str:
-    summaries = {
-        name: summarise(records) for name, records in result["methods"].items()
-    }
+    """One table per information regime: a method is compared only with those that see
+    S when scoring exactly when it does."""
+    lines = [
+        f"### {dataset} ({result['rows']} rows, groups {result['groups']}, positive rate {result['positive_rate']:.3f})"
+    ]
+    for sees_s, regime in REGIMES.items():
+        names = [name for name in result["methods"] if METHODS[name].sees_s == sees_s]
+        if not names:
+            continue
+        summaries = {name: summarise(result["methods"][name]) for name in names}
+        lines += [
+            "",
+            f"Regime: the scorer {regime}.",
+            "",
+            *regime_rows(summaries, result["methods"]),
+            "",
+            *goal_lines(summaries),
+        ]
+    return "\n".join(lines)
+
+
+def regime_rows(summaries: dict[str, dict], records: dict[str, list[dict]]) -> list[str]:
+    """The markdown rows of one regime's table, the best of each column in bold."""
     best = {}
     for key, _, higher in COLUMNS:
         means = [
@@ -717,13 +830,10 @@ def markdown_table(dataset: str, result: dict) -> str:
         if means:
             best[key] = max(means) if higher else min(means)
     lines = [
-        f"### {dataset} ({result['rows']} rows, groups {result['groups']}, positive rate {result['positive_rate']:.3f})",
-        "",
         "| method | configuration(s) | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
         "|" + "---|" * (len(COLUMNS) + 2),
     ]
-    for name, records in result["methods"].items():
-        summary = summaries[name]
+    for name, summary in summaries.items():
         cells = []
         for key, _, _ in COLUMNS:
             if key not in summary:
@@ -733,19 +843,19 @@ def markdown_table(dataset: str, result: dict) -> str:
             digits = 2 if key == "fit_seconds" else 3
             text = f"{mean:.{digits}f} ± {std:.{digits}f}"
             cells.append(f"**{text}**" if mean == best.get(key) else text)
-        failed = sum("error" in r for r in records)
+        failed = sum("error" in r for r in records[name])
         suffix = f" ({failed} failed fold(s))" if failed else ""
         lines.append(
-            f"| {name}{suffix} | {configurations(records)} | "
+            f"| {name}{suffix} | {configurations(records[name])} | "
             + " | ".join(cells)
             + " |"
         )
-    lines += ["", *goal_lines(summaries)]
-    return "\n".join(lines)
+    return lines
 
 
 def goal_lines(summaries: dict[str, dict]) -> list[str]:
-    """Issue 6's goal: sqnn's selected model beats every peer's on mean dGPA and dAUDC."""
+    """Issue 6's goal: sqnn's selected model beats every peer's on mean dGPA and dAUDC;
+    `summaries` holds one information regime's methods (issue 16)."""
     peers = {name: s for name, s in summaries.items() if name not in SQNN_METHODS and s}
     lines = []
     for name in SQNN_METHODS:
@@ -826,7 +936,7 @@ def machine_line() -> dict[str, str]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="compas,adult,bank")
+    parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--outer-folds", type=int, default=3)
     parser.add_argument("--inner-folds", type=int, default=2)
     parser.add_argument(
@@ -902,6 +1012,7 @@ def main(argv=None) -> int:
             },
             "audit_trees": args.audit_trees,
             "sweep_steps": args.sweep_steps,
+            "regimes": {name: REGIMES[METHODS[name].sees_s] for name in args.methods},
             "notes": {
                 name: METHODS[name].note for name in args.methods if METHODS[name].note
             },
