@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
@@ -31,6 +31,8 @@ from sqnn_cli.uncertainty import bootstrap_intervals
 
 from .test_metrics import FAIRLEARN_HYPOTHESIS, HYPOTHESIS, close, scored_groups
 
+# Each example evaluates a table twice (weighted, and repeated or unweighted): fewer suffice.
+WEIGHTED_HYPOTHESIS = settings(HYPOTHESIS, max_examples=50)
 FAIRLEARN_NAMED = ["demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference", "equalized_odds_ratio"]
 OVERALL = [
     "auc", "accuracy", "balanced_accuracy", "gpa", "audc", "dp_difference", "eo_difference", "dp_ratio", "eo_ratio",
@@ -136,7 +138,7 @@ def test_per_group_rates_equal_metricframes_with_sample_params(data):
                 assert ours == pytest.approx(float(theirs.loc[group.group, name]), abs=1e-12), (group.group, name)
 
 
-@HYPOTHESIS
+@WEIGHTED_HYPOTHESIS
 @given(data=weighted())
 def test_weighted_auc_is_scikit_learns(data):
     y_true, y_score, _, groups, w = data
@@ -145,7 +147,7 @@ def test_weighted_auc_is_scikit_learns(data):
     assert close(result.auc, roc_auc_score(y_true, y_score, sample_weight=w) if defined else math.nan)
 
 
-@HYPOTHESIS
+@WEIGHTED_HYPOTHESIS
 @given(data=weighted())
 def test_weighted_cross_group_accuracy_is_the_weighted_auc_of_the_pooled_pairs(data):
     """An independent oracle for the pair weight w_i * w_j: scikit-learn's weighted AUC of
@@ -167,7 +169,7 @@ def _repeated(w: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(w.size), w.astype(int))
 
 
-@HYPOTHESIS
+@WEIGHTED_HYPOTHESIS
 @given(data=weighted(weights=(0.0, 1.0, 2.0, 3.0)))
 def test_integer_weights_give_the_figures_of_the_repeated_rows(data):
     y_true, y_score, _, groups, w = data
@@ -199,7 +201,7 @@ def test_integer_weights_give_the_figures_of_the_repeated_rows(data):
             assert close(getattr(group, name), getattr(repeated_groups[group.group], name)), (group.group, name)
 
 
-@HYPOTHESIS
+@WEIGHTED_HYPOTHESIS
 @given(data=weighted(weights=(1.0,), zero_a_group=False))
 def test_all_ones_weights_give_the_unweighted_figures(data):
     y_true, y_score, y_pred, groups, w = data
