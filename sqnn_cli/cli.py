@@ -521,10 +521,23 @@ def _read_table(path: Path, sep: str | None) -> Any:
     from .data import read_table
 
     frame = read_table(path, sep=sep)
-    note = frame.attrs.pop("delimiter_note", None)
+    _announce_delimiter(frame.attrs.pop("delimiter_note", None))
+    return frame
+
+
+def _announce_delimiter(note: str | None) -> None:
     if note:
         report.info(err, worded(note, _flag))
-    return frame
+
+
+def _read_table_chunks(path: Path, sep: str | None) -> Any:
+    """The table at ``path`` to be read a chunk at a time (data.read_table_chunks),
+    announcing a delimiter that was sniffed rather than given."""
+    from .data import read_table_chunks
+
+    table = read_table_chunks(path, sep=sep)
+    _announce_delimiter(table.delimiter_note)
+    return table
 
 
 def _plain_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -801,14 +814,15 @@ def evaluate(
     """
     from . import pipeline
     from .bundle import load_bundle
+    from .streaming import evaluate_file
 
     resampling = gates.resampling(seed)
     fitted = load_bundle(model).model
-    evaluation = pipeline.evaluate(
-        fitted, _read_table(data, sep), threshold=threshold, n_samples=samples, min_group_size=min_group_size,
-        drop_missing=drop_missing, inf_as_missing=inf_as_missing, bootstrap=resampling,
-        weighting=pipeline.Weighting(weight, unweighted),
+    settings = pipeline.EvaluationSettings(
+        threshold=threshold, n_samples=samples, min_group_size=min_group_size, drop_missing=drop_missing,
+        inf_as_missing=inf_as_missing, bootstrap=resampling, weighting=pipeline.Weighting(weight, unweighted),
     )  # fmt: skip
+    evaluation = evaluate_file(fitted, _read_table_chunks(data, sep), settings)
     result = evaluation.result
     outcomes = gates.judge(evaluation)
 
@@ -858,23 +872,24 @@ def predict(
     """
     from . import pipeline
     from .bundle import load_bundle
-    from .data import check_table_output, write_table
+    from .data import check_table_output
+    from .streaming import predict_file
 
     check_table_output(out, overwrite=overwrite, inputs=(data,))
     fitted = load_bundle(model).model
-    scored, encoding = pipeline.predict(
-        fitted, _read_table(data, sep), threshold=threshold, n_samples=samples, id_column=id_column,
-        inf_as_missing=inf_as_missing, score_digits=None if full_precision else pipeline.SCORE_DIGITS,
+    settings = pipeline.PredictionSettings(
+        threshold=threshold, n_samples=samples, id_column=id_column, inf_as_missing=inf_as_missing,
+        score_digits=None if full_precision else pipeline.SCORE_DIGITS,
     )  # fmt: skip
-    for note in report.encoding_notes(encoding):
+    predicted = predict_file(fitted, _read_table_chunks(data, sep), out, settings, overwrite=overwrite)
+    for note in report.encoding_notes(predicted.encoding):
         report.warn(err, note)
-    written = write_table(scored, out, overwrite=overwrite, inputs=(data,))
     cut = fitted.estimator.decision_threshold(threshold)
     where = "the model's own, chosen in training" if threshold is None else "given with --threshold"
     positive, negative = pipeline.predicted_labels(fitted.roles)
     report.info(
         err,
-        f"wrote {len(scored)} scored rows to {written}; prediction = {positive!r} where score >= {cut:.4g} ({where}), "
+        f"wrote {predicted.rows} scored rows to {predicted.path}; prediction = {positive!r} where score >= {cut:.4g} ({where}), "
         f"else {negative!r}",
     )
 

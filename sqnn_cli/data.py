@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,16 +29,22 @@ __all__ = [
     "ColumnRoles",
     "PreparedData",
     "read_table",
+    "read_table_chunks",
+    "TableChunks",
+    "DEFAULT_CHUNK_ROWS",
     "parse_sep",
     "sniff_delimiter",
     "file_sha256",
     "resolve_roles",
     "with_weight",
     "prepare",
+    "check_rows_left",
+    "check_groups",
     "parse_bins",
     "csv_line_numbers",
     "MAX_SENSITIVE_LEVELS",
     "write_table",
+    "write_table_chunks",
     "check_table_output",
     "infer_positive_label",
     "group_labels",
@@ -118,6 +124,7 @@ MSG_WEIGHT_ABSENT = (
     "the model was trained with sample weights from column '{column}', which the data lacks; "
     "name its weight column with {weight} COLUMN, or pass {unweighted} to weigh every row the same"
 )
+MSG_NO_ROWS_LEFT = "no rows are left after leaving out rows with missing values"
 MSG_NO_WEIGHT = "every row left has weight 0 in weight column '{column}'; a model needs rows that weigh something"
 # The separators a table is sniffed for, in the order a tie is broken.
 DELIMITERS = (",", ";", "\t", "|")
@@ -200,11 +207,7 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     :func:`sniff_delimiter`); when that finds anything but a comma, ``frame.attrs
     ["delimiter_note"]`` holds a sentence for the CLI to announce, so the guess is never silent.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(MSG_NO_FILE.format(path=path))
-    if not path.is_file():
-        raise InputError(MSG_NOT_A_FILE.format(path=path))
+    path = _existing_file(path)
     if path.name.lower().endswith(PARQUET_SUFFIXES):
         return _read_parquet(path, sep)
     _refuse_excel(path)
@@ -216,14 +219,37 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise InputError(MSG_EMPTY.format(path=path)) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        message = fill(MSG_UNREADABLE, path=path, reason=reason)
-        sniffed = sniff_delimiter(path) if sep is not None else delimiter
-        if sniffed != delimiter:
-            message += fill("; it looks {name}-separated: pass {sep} {option}", name=_DELIMITER_NAMES[sniffed], option=_sep_option(sniffed))
-        raise ParameterError(message) from None
+        raise _unreadable_csv(path, sep, delimiter, exc) from None
     if len(frame) == 0:
         raise InputError(MSG_EMPTY.format(path=path))
+    _refuse_repeated_header(path, delimiter)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    note = _delimiter_note(path, sep, delimiter)
+    if note:
+        frame.attrs["delimiter_note"] = note
+    return frame
+
+
+def _existing_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(MSG_NO_FILE.format(path=path))
+    if not path.is_file():
+        raise InputError(MSG_NOT_A_FILE.format(path=path))
+    return path
+
+
+def _unreadable_csv(path: Path, sep: str | None, delimiter: str, exc: BaseException) -> ParameterError:
+    """The refusal of a file pandas could not parse, with the delimiter it looks split by."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = fill(MSG_UNREADABLE, path=path, reason=reason)
+    sniffed = sniff_delimiter(path) if sep is not None else delimiter
+    if sniffed != delimiter:
+        message += fill("; it looks {name}-separated: pass {sep} {option}", name=_DELIMITER_NAMES[sniffed], option=_sep_option(sniffed))
+    return ParameterError(message)
+
+
+def _refuse_repeated_header(path: Path, delimiter: str) -> None:
     # pandas renames a repeated header ("age", "age.1"); the user never wrote "age.1", so
     # the table is refused rather than quietly given a column nobody named.
     header = pd.read_csv(path, sep=delimiter, nrows=1, header=None, skipinitialspace=True)
@@ -231,45 +257,256 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InputError(MSG_DUPLICATE_COLUMNS.format(path=path, columns=", ".join(f"'{c}'" for c in repeated)))
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if sep is None and delimiter != ",":
-        # A template (errors.worded) naming the parameter, for the caller to announce.
-        frame.attrs["delimiter_note"] = fill(
-            "reading '{path}' as {name}-separated (sniffed from its header; choose with {sep})",
-            path=path, name=_DELIMITER_NAMES[delimiter],
-        )  # fmt: skip
-    return frame
+
+
+def _delimiter_note(path: Path, sep: str | None, delimiter: str) -> str | None:
+    """A template (errors.worded) naming the parameter, for the caller to announce: a
+    sniffed delimiter other than a comma is never a silent guess."""
+    if sep is not None or delimiter == ",":
+        return None
+    return fill(
+        "reading '{path}' as {name}-separated (sniffed from its header; choose with {sep})",
+        path=path, name=_DELIMITER_NAMES[delimiter],
+    )  # fmt: skip
 
 
 def _read_parquet(path: Path, sep: str | None) -> pd.DataFrame:
     """A Parquet file as a table: its columns, names and types as stored (no sniffing)."""
+    parquet = _parquet_module(path, sep)
+    try:
+        table = parquet.read_table(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise _unreadable_parquet(path, exc) from None
+    kept, names = _parquet_columns(table.schema, path)
+    if table.num_rows == 0:
+        raise InputError(MSG_EMPTY.format(path=path))
+    frame = table.select(kept).to_pandas(ignore_metadata=True)
+    frame.columns = names
+    return frame
+
+
+def _parquet_module(path: Path, sep: str | None):
+    """pyarrow.parquet, to read the Parquet file ``path`` (to which ``sep`` cannot apply)."""
     if sep is not None:
         raise ParameterError(MSG_SEP_NOT_TEXT, path=path)
     try:
         import pyarrow.parquet as parquet
     except ImportError:
         raise InputError(MSG_NEEDS_PYARROW.format(path=path)) from None
-    try:
-        table = parquet.read_table(path)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(MSG_UNREADABLE_PARQUET.format(path=path, reason=reason)) from None
-    # Every stored column is a column, a named pandas index included, first, where pandas
-    # showed it (the last column is the default target); but not an unnamed index, which
-    # pandas stores as __index_level_0__: nobody wrote that column.
-    metadata = table.schema.pandas_metadata or {}
-    index = [name for name in metadata.get("index_columns", []) if isinstance(name, str) and name in table.column_names]
-    ordered = index + [name for name in table.column_names if name not in index]
+    return parquet
+
+
+def _unreadable_parquet(path: Path, exc: BaseException) -> InputError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InputError(MSG_UNREADABLE_PARQUET.format(path=path, reason=reason))
+
+
+def _parquet_columns(schema, path: Path) -> tuple[list[str], list[str]]:
+    """(stored columns read, their names as columns): every stored column, a named pandas
+    index included, first, where pandas showed it (the last column is the default target);
+    but not an unnamed index, which pandas stores as __index_level_0__: nobody wrote that
+    column. A repeated name is refused."""
+    metadata = schema.pandas_metadata or {}
+    index = [name for name in metadata.get("index_columns", []) if isinstance(name, str) and name in schema.names]
+    ordered = index + [name for name in schema.names if name not in index]
     kept = [name for name in ordered if not re.fullmatch(r"__index_level_\d+__", name)]
     names = [str(name).strip() for name in kept]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InputError(MSG_DUPLICATE_COLUMNS.format(path=path, columns=", ".join(f"'{c}'" for c in repeated)))
-    if table.num_rows == 0:
+    return kept, names
+
+
+# -- tables read a chunk at a time ---------------------------------------------------
+DEFAULT_CHUNK_ROWS = 100_000
+"""Rows a streaming command reads, checks and scores at a time: some tens of MB of a
+typical table, so memory is bounded by the chunk, not by the table."""
+MSG_MIXED_TYPES = (
+    "column '{column}' of '{path}' holds {first} values in one part of the file and {second} values in "
+    "another; make its values one type"
+)
+MSG_CHANGED = "'{path}' changed while it was being read; run the command again on a file nothing is writing"
+# What read_table makes of a column, from what one chunk of it holds; a chunk whose cells
+# are all empty says nothing (None). Two kinds join as the whole column would read.
+_JOINED_KINDS = {frozenset({"int", "float"}): "float"}
+_TEXT_JOINS = {"int", "float", "bool", "str"}
+
+
+@dataclass(frozen=True)
+class TableChunks:
+    """A table read a chunk of rows at a time (:func:`read_table_chunks`). Iterating yields
+    the chunks in order, each indexed by its rows' positions in the table (so a row's CSV
+    line is its index + 2) and with the column types :func:`read_table` gives the whole
+    table; every iteration reads the file again."""
+
+    path: Path
+    columns: tuple[str, ...]
+    rows: int
+    chunk_rows: int
+    delimiter_note: str | None
+    """As read_table's ``frame.attrs["delimiter_note"]``: a sniffed delimiter to announce."""
+    read_chunks: Callable[[], Iterator[pd.DataFrame]] = field(repr=False, compare=False)
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return self.read_chunks()
+
+
+def read_table_chunks(path: str | Path, sep: str | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> TableChunks:
+    """The table :func:`read_table` reads, as chunks of ``chunk_rows`` rows, refused for
+    the same reasons; chunk for chunk its columns, types and values are those of
+    read_table's frame.
+
+    A CSV is read twice: a first pass finds what type each column has over the whole file
+    (a column with one empty cell in its millionth row is a float column from its first
+    row on, as in read_table), the second reads the chunks with those types. A Parquet
+    file stores its types; only integer and boolean columns with a missing value anywhere
+    are widened (to float and object), as pandas widens them for the whole file.
+    """
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ParameterError("{chunk_rows} must be a whole number of at least 1, got {got!r}", got=chunk_rows)
+    path = _existing_file(path)
+    if path.name.lower().endswith(PARQUET_SUFFIXES):
+        return _parquet_chunks(path, sep, chunk_rows)
+    _refuse_excel(path)
+    delimiter = parse_sep(sep) if sep is not None else sniff_delimiter(path)
+    kinds, rows = _csv_kinds(path, sep, delimiter, chunk_rows)
+    if rows == 0:
         raise InputError(MSG_EMPTY.format(path=path))
-    frame = table.select(kept).to_pandas(ignore_metadata=True)
-    frame.columns = names
-    return frame
+    _refuse_repeated_header(path, delimiter)
+    forced = {name: dtype for name, (kind, missing) in kinds.items() if (dtype := _forced_dtype(kind, missing))}
+    as_objects = [name for name, (kind, missing) in kinds.items() if kind == "bool" and missing]
+
+    def read_chunks() -> Iterator[pd.DataFrame]:
+        expected = None
+        for chunk in _csv_reader(path, sep, delimiter, chunk_rows, dtype=forced):
+            for name in as_objects:
+                chunk[name] = chunk[name].astype(object)
+            chunk.columns = [str(c).strip() for c in chunk.columns]
+            expected = expected if expected is not None else chunk.dtypes
+            if not chunk.dtypes.equals(expected):
+                raise InputError(MSG_CHANGED.format(path=path))
+            yield chunk
+
+    columns = tuple(str(name).strip() for name in kinds)
+    note = _delimiter_note(path, sep, delimiter)
+    return TableChunks(path, columns, rows, chunk_rows, note, read_chunks)
+
+
+def _csv_reader(path: Path, sep: str | None, delimiter: str, chunk_rows: int, dtype=None) -> Iterator[pd.DataFrame]:
+    """pandas' chunks of a CSV read as read_table reads it, its failures refused alike;
+    each chunk's index continues the last one's."""
+    try:
+        # low_memory=False: each chunk is typed as a whole, not in pieces of itself.
+        options = dict(sep=delimiter, low_memory=False, skipinitialspace=True, chunksize=chunk_rows, dtype=dtype)
+        with pd.read_csv(path, **options) as reader:
+            yield from reader
+    except pd.errors.EmptyDataError:
+        raise InputError(MSG_EMPTY.format(path=path)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise _unreadable_csv(path, sep, delimiter, exc) from None
+
+
+def _csv_kinds(path: Path, sep: str | None, delimiter: str, chunk_rows: int) -> tuple[dict[str, tuple], int]:
+    """({column as pandas names it: (its kind over the whole file, whether a cell is
+    empty)}, rows): the first pass of read_table_chunks."""
+    kinds: dict[str, tuple] = {}
+    rows = 0
+    for chunk in _csv_reader(path, sep, delimiter, chunk_rows):
+        for name in chunk.columns:
+            kind, missing = kinds.get(name, (None, False))
+            found, found_missing = _chunk_kind(chunk[name])
+            kinds[name] = (_joined_kind(kind, found, column=str(name).strip(), path=path), missing or found_missing)
+        rows += len(chunk)
+    return kinds, rows
+
+
+def _chunk_kind(series: pd.Series) -> tuple[str | None, bool]:
+    """(what pandas made of a column in one chunk, whether a cell is empty); the kind is
+    None where every cell is empty, which says nothing about the column's type."""
+    empty = series.isna()
+    missing = bool(empty.any())
+    if missing and bool(empty.all()):
+        return None, True
+    # A boolean column with a gap is an object column of True, False and NaN.
+    booleans = series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "boolean"
+    if pd.api.types.is_bool_dtype(series) or booleans:
+        return "bool", missing
+    if pd.api.types.is_integer_dtype(series) and series.dtype == np.int64:
+        return "int", missing
+    if pd.api.types.is_float_dtype(series):
+        return "float", missing
+    if pd.api.types.is_string_dtype(series):
+        return "str", missing
+    return str(series.dtype), missing
+
+
+def _joined_kind(kind: str | None, found: str | None, *, column: str, path: Path) -> str | None:
+    """The kind of a column that is ``kind`` so far and ``found`` in the next chunk: pandas
+    reads a column of whole numbers and decimals as floats, and any other mix as text."""
+    if kind is None or kind == found:
+        return found
+    if found is None:
+        return kind
+    joined = _JOINED_KINDS.get(frozenset({kind, found}))
+    if joined is not None:
+        return joined
+    if {kind, found} <= _TEXT_JOINS:
+        return "str"
+    raise InputError(MSG_MIXED_TYPES.format(column=column, path=path, first=kind, second=found))
+
+
+def _forced_dtype(kind: str | None, missing: bool) -> str | None:
+    """The type the second pass must read a column as (None: as pandas infers it, which is
+    the same in every chunk): floats where a column of whole numbers has a gap or a
+    decimal anywhere, and text where anything else is mixed."""
+    if kind is None or kind == "float" or (kind == "int" and missing):
+        return "float64"
+    return "str" if kind == "str" else None
+
+
+def _parquet_chunks(path: Path, sep: str | None, chunk_rows: int) -> TableChunks:
+    parquet = _parquet_module(path, sep)
+    try:
+        source = parquet.ParquetFile(path)
+        kept, names = _parquet_columns(source.schema_arrow, path)
+        widened = _parquet_widened(source, kept)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise _unreadable_parquet(path, exc) from None
+    if source.metadata.num_rows == 0:
+        raise InputError(MSG_EMPTY.format(path=path))
+
+    def read_chunks() -> Iterator[pd.DataFrame]:
+        start = 0
+        for batch in source.iter_batches(batch_size=chunk_rows, columns=kept):
+            frame = batch.to_pandas(ignore_metadata=True)
+            frame.columns = names
+            frame.index = pd.RangeIndex(start, start + len(frame))
+            for position, dtype in widened.items():
+                frame.isetitem(position, frame.iloc[:, position].astype(dtype))
+            start += len(frame)
+            yield frame
+
+    return TableChunks(path, tuple(names), int(source.metadata.num_rows), chunk_rows, None, read_chunks)
+
+
+def _parquet_widened(source, kept: list[str]) -> dict[int, object]:
+    """{position of a column: the type pandas gives it in the whole file}, for the integer
+    and boolean columns with a missing value somewhere: a chunk without one would keep
+    the narrower type."""
+    import pyarrow as arrow
+
+    narrow = [name for name in kept if arrow.types.is_integer(source.schema_arrow.field(name).type)
+              or arrow.types.is_boolean(source.schema_arrow.field(name).type)]  # fmt: skip
+    gaps = dict.fromkeys(narrow, 0)
+    for batch in source.iter_batches(columns=narrow) if narrow else ():
+        for name in narrow:
+            gaps[name] += batch.column(name).null_count
+    widened: dict[int, object] = {}
+    for name in narrow:
+        if gaps[name]:
+            boolean = arrow.types.is_boolean(source.schema_arrow.field(name).type)
+            widened[kept.index(name)] = object if boolean else np.float64
+    return widened
 
 
 def parse_sep(text: str) -> str:
@@ -578,6 +815,8 @@ def prepare(
     need_sensitive: bool = True,
     min_groups: int = 2,
     for_training: bool = False,
+    first_row: int = 0,
+    chunk: bool = False,
 ) -> PreparedData:
     """Validate a table against its roles and split it into arrays, row for row.
 
@@ -585,7 +824,10 @@ def prepare(
     values the model does not know) is found before any is reported, and all of them
     are refused together, so a user fixes the file once. ``for_training`` adds what
     only fitting needs: both classes present and no feature column that is entirely
-    empty (it could not be imputed or scaled).
+    empty (it could not be imputed or scaled). ``first_row`` is the position of the frame's
+    first row in its file (a chunk's offset), so refusals name the file's CSV lines. A
+    ``chunk`` of a table may have no rows left, no weight or a single group: those are
+    the whole table's checks (:func:`check_rows_left`, :func:`check_groups`), its caller's.
     """
     required = list(roles.features)
     need_weight = need_target and roles.weight is not None
@@ -598,9 +840,11 @@ def prepare(
     _require_columns(frame, required)
 
     groups = group_labels(frame, roles) if need_sensitive else None
-    problems, missing = _missing_rows(frame, roles, groups, need_target=need_target, drop_missing=drop_missing)
-    weights = _weight_values(frame[roles.weight], roles.weight, problems) if need_weight else None
-    features = _finite_features(frame.loc[:, list(roles.features)], problems, inf_as_missing=inf_as_missing)
+    problems, missing = _missing_rows(
+        frame, roles, groups, need_target=need_target, drop_missing=drop_missing, first_row=first_row
+    )
+    weights = _weight_values(frame[roles.weight], roles.weight, problems, first_row) if need_weight else None
+    features = _finite_features(frame.loc[:, list(roles.features)], problems, inf_as_missing=inf_as_missing, first_row=first_row)
     labels = frame[roles.target].map(label_text, na_action="ignore") if need_target else None
     if labels is not None and not for_training:
         labels, problem = _known_labels(labels, roles)
@@ -610,27 +854,33 @@ def prepare(
 
     keep = (~missing).to_numpy()
     kept = features.loc[keep]
-    if len(kept) == 0:
-        raise InputError("no rows are left after leaving out rows with missing values")
+    if len(kept) == 0 and not chunk:
+        raise InputError(MSG_NO_ROWS_LEFT)
     for column in roles.features if for_training else ():
         if kept[column].isna().all():
             raise ParameterError(MSG_ALL_MISSING, column=column)
     kept_weights = None if weights is None else weights[keep]
-    if kept_weights is not None and not kept_weights.sum() > 0:
-        raise ParameterError(MSG_NO_WEIGHT, column=roles.weight)
+    if not chunk:
+        check_rows_left(roles, rows=len(kept), weight_total=None if kept_weights is None else kept_weights.sum())
     return PreparedData(
         weights=kept_weights,
         weight_column=roles.weight if need_weight else None,
         features=kept,
         y=None if labels is None else _target_array(labels.loc[keep], roles, for_training=for_training),
-        groups=None if groups is None else _group_array(groups.loc[keep], roles, min_groups),
+        groups=None if groups is None else _group_array(groups.loc[keep], roles, 0 if chunk else min_groups),
         rows_dropped=int(missing.sum()),
         kept_index=kept.index,
     )
 
 
 def _missing_rows(
-    frame: pd.DataFrame, roles: ColumnRoles, groups: pd.Series | None, *, need_target: bool, drop_missing: bool
+    frame: pd.DataFrame,
+    roles: ColumnRoles,
+    groups: pd.Series | None,
+    *,
+    need_target: bool,
+    drop_missing: bool,
+    first_row: int = 0,
 ) -> tuple[list[str], pd.Series]:
     """(problems, missing): rows without a target or a group are problems, unless
     ``drop_missing``; either way ``missing`` marks them."""
@@ -646,13 +896,13 @@ def _missing_rows(
         checks.append((f"sensitive {names}", groups.isna()))
     for what, mask in checks:
         if mask.any() and not drop_missing:
-            positions = np.flatnonzero(mask.to_numpy())
+            positions = first_row + np.flatnonzero(mask.to_numpy())
             problems.append(fill(MSG_MISSING_ROWS, count=len(positions), what=what, lines=csv_line_numbers(positions)))
         missing |= mask
     return problems, missing
 
 
-def _weight_values(column: pd.Series, name: str, problems: list[str]) -> np.ndarray:
+def _weight_values(column: pd.Series, name: str, problems: list[str], first_row: int = 0) -> np.ndarray:
     """The weight column as float64; text, negative, infinite or overflowing weights are
     added to ``problems`` (missing ones are a missing row, as a missing target is)."""
     numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
@@ -661,13 +911,14 @@ def _weight_values(column: pd.Series, name: str, problems: list[str]) -> np.ndar
         bad = present & ~(np.isfinite(numbers) & (numbers >= 0) & (numbers <= OVERFLOWING))
     if bad.any():
         positions = np.flatnonzero(bad)
+        lines = csv_line_numbers(first_row + positions)
         problems.append(
-            fill(MSG_BAD_WEIGHTS, column=name, count=len(positions), lines=csv_line_numbers(positions), example=repr(column.iloc[positions[0]]))
+            fill(MSG_BAD_WEIGHTS, column=name, count=len(positions), lines=lines, example=repr(column.iloc[positions[0]]))
         )
     return numbers
 
 
-def _finite_features(features: pd.DataFrame, problems: list[str], *, inf_as_missing: bool) -> pd.DataFrame:
+def _finite_features(features: pd.DataFrame, problems: list[str], *, inf_as_missing: bool, first_row: int = 0) -> pd.DataFrame:
     """The features with infinite values made missing (``inf_as_missing``), or each
     column that holds any added to ``problems``."""
     infinite = _infinite_values(features)
@@ -677,7 +928,7 @@ def _finite_features(features: pd.DataFrame, problems: list[str], *, inf_as_miss
             features.loc[mask, column] = np.nan
     elif infinite:
         for column, mask in infinite.items():
-            positions = np.flatnonzero(mask)
+            positions = first_row + np.flatnonzero(mask)
             problems.append(fill(MSG_INFINITE, column=column, count=len(positions), lines=csv_line_numbers(positions)))
     return features
 
@@ -703,11 +954,25 @@ def _target_array(labels: pd.Series, roles: ColumnRoles, *, for_training: bool) 
 
 def _group_array(groups: pd.Series, roles: ColumnRoles, min_groups: int) -> np.ndarray:
     group_array = groups.to_numpy(dtype=object).astype(str)
-    distinct = np.unique(group_array)
-    if len(distinct) < min_groups:
+    check_groups(roles, np.unique(group_array), min_groups)
+    return group_array
+
+
+def check_groups(roles: ColumnRoles, distinct: Sequence[str], min_groups: int = 2) -> None:
+    """Refuse a table's rows with fewer than ``min_groups`` distinct groups (fairness needs
+    two); ``distinct`` are the groups, sorted."""
+    if 0 < len(distinct) < min_groups:
         names = ", ".join(f"'{c}'" for c in roles.sensitive)
         raise InputError(MSG_SINGLE_GROUP.format(columns=names, group=distinct[0]))
-    return group_array
+
+
+def check_rows_left(roles: ColumnRoles, *, rows: int, weight_total: float | None = None) -> None:
+    """Refuse what is left of a table once rows with missing values are left out, where it
+    is nothing: no rows, or no weight (``weight_total``: the kept rows', None unweighted)."""
+    if rows == 0:
+        raise InputError(MSG_NO_ROWS_LEFT)
+    if weight_total is not None and not weight_total > 0:
+        raise ParameterError(MSG_NO_WEIGHT, column=roles.weight)
 
 
 def _infinite_values(features: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -786,3 +1051,22 @@ def write_table(frame: pd.DataFrame, path: str | Path, *, overwrite: bool = Fals
     # The temporary's name does not end in .gz, so the compression is named, not inferred.
     compression = {"method": "gzip", "mtime": 0} if path.suffix == ".gz" else None
     return files.atomic_write(path, lambda temporary: frame.to_csv(temporary, index=False, compression=compression))
+
+
+def write_table_chunks(
+    frames: Iterable[pd.DataFrame], path: str | Path, *, overwrite: bool = False, inputs: Iterable[str | Path] = ()
+) -> Path:
+    """:func:`write_table` of the rows of ``frames`` one after another (the header once), as
+    they come: what the file holds is what write_table writes for the frames joined (for a
+    .gz name, once decompressed), and it appears only when the last frame is written."""
+    path = check_table_output(path, overwrite=overwrite, inputs=inputs)
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as raw:
+            # No name in the gzip header and a zero time: the same rows give the same bytes.
+            packed = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if path.suffix == ".gz" else None
+            with io.TextIOWrapper(packed or raw, encoding="utf-8", newline="") as text:
+                for number, frame in enumerate(frames):
+                    frame.to_csv(text, index=False, header=number == 0)
+
+    return files.atomic_write(path, write)

@@ -39,7 +39,12 @@ __all__ = [
     "train",
     "training_meta",
     "evaluate",
+    "evaluation_of_scores",
     "predict",
+    "check_prediction_columns",
+    "scored_rows",
+    "PredictionSettings",
+    "EvaluationSettings",
     "split",
     "SCORE_COLUMN",
     "PREDICTION_COLUMN",
@@ -103,6 +108,27 @@ def _evaluation(
     ``weights`` if given); at the model's own threshold unless one is given; with
     ``bootstrap``, their confidence intervals too."""
     scores = estimator.predict_proba(X, n_samples=n_samples)[:, 1]
+    return evaluation_of_scores(
+        estimator, scores, y, groups, encoding, rows_dropped=rows_dropped, threshold=threshold,
+        min_group_size=min_group_size, bootstrap=bootstrap, weights=weights, weight_column=weight_column,
+    )  # fmt: skip
+
+
+def evaluation_of_scores(
+    estimator: SQNNClassifier,
+    scores: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    encoding: EncodingReport,
+    *,
+    rows_dropped: int,
+    threshold: float | None,
+    min_group_size: int,
+    bootstrap: BootstrapSettings | None = None,
+    weights: np.ndarray | None = None,
+    weight_column: str | None = None,
+) -> Evaluation:
+    """:func:`_evaluation` of rows the model has scored already (``scores``: p(classes_[1]))."""
     cut = estimator.decision_threshold(threshold)
     common = dict(sensitive_features=groups, threshold=cut, min_group_size=min_group_size, sample_weight=weights)
     result = evaluate_scores(y, scores, **common)
@@ -157,6 +183,19 @@ class Weighting:
 
     weight: str | None = None
     unweighted: bool = False
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How :func:`evaluate` scores a table and what it computes (its keyword arguments)."""
+
+    threshold: float | None = None
+    n_samples: int | None = None
+    min_group_size: int = 30
+    drop_missing: bool = False
+    inf_as_missing: bool = False
+    bootstrap: BootstrapSettings | None = None
+    weighting: Weighting = Weighting()
 
 
 @dataclass(frozen=True)
@@ -322,6 +361,17 @@ SCORE_DIGITS = 6
 the sixth are sampling noise, not information."""
 
 
+@dataclass(frozen=True)
+class PredictionSettings:
+    """How :func:`predict` scores rows and what it writes (its keyword arguments)."""
+
+    threshold: float | None = None
+    n_samples: int | None = None
+    id_column: str | None = None
+    inf_as_missing: bool = False
+    score_digits: int | None = SCORE_DIGITS
+
+
 def predict(
     model: FittedModel,
     frame: pd.DataFrame,
@@ -336,18 +386,37 @@ def predict(
     ``threshold`` is given, written as :func:`predicted_labels`); only the features are
     needed. Scores are rounded to ``score_digits`` decimals (None: every digit); the
     prediction is made from the unrounded score."""
-    if id_column is not None and id_column not in frame.columns:
+    check_prediction_columns(frame.columns, id_column)
+    return scored_rows(model, frame, PredictionSettings(threshold, n_samples, id_column, inf_as_missing, score_digits))
+
+
+def check_prediction_columns(columns: Any, id_column: str | None) -> None:
+    """Refuse a table whose columns :func:`predict` could not write its output from: no
+    ``id_column``, or a column named as one it adds."""
+    if id_column is not None and id_column not in columns:
         raise ParameterError("{id_column} '{got}' is not a column of the data", got=id_column)
     for column in (SCORE_COLUMN, PREDICTION_COLUMN):
-        if column in frame.columns and column != id_column:
+        if column in columns and column != id_column:
             raise InputError(f"the data already has a '{column}' column; rename it before predicting")
-    data = prepare(frame, model.roles, need_target=False, need_sensitive=False, inf_as_missing=inf_as_missing)
+
+
+def scored_rows(
+    model: FittedModel, frame: pd.DataFrame, settings: PredictionSettings, first_row: int = 0
+) -> tuple[pd.DataFrame, EncodingReport]:
+    """:func:`predict` of a table whose columns :func:`check_prediction_columns` passed,
+    or of one chunk of it, whose first row is row ``first_row`` of its file (refusals name
+    CSV lines): a row's output depends on that row alone."""
+    inf_as_missing, digits = settings.inf_as_missing, settings.score_digits
+    data = prepare(
+        frame, model.roles, need_target=False, need_sensitive=False, inf_as_missing=inf_as_missing, first_row=first_row
+    )
     X, encoding = model.encoder.transform(data.features, inf_as_missing=inf_as_missing)
-    scores = model.estimator.predict_proba(X, n_samples=n_samples)[:, 1].astype(np.float64)
+    scores = model.estimator.predict_proba(X, n_samples=settings.n_samples)[:, 1].astype(np.float64)
     positive, negative = predicted_labels(model.roles)
-    out = (frame[[id_column]] if id_column is not None else frame).copy()
-    out[SCORE_COLUMN] = scores if score_digits is None else np.round(scores, score_digits)
-    out[PREDICTION_COLUMN] = np.where(scores >= model.estimator.decision_threshold(threshold), positive, negative)
+    out = (frame[[settings.id_column]] if settings.id_column is not None else frame).copy()
+    out[SCORE_COLUMN] = scores if digits is None else np.round(scores, digits)
+    cut = model.estimator.decision_threshold(settings.threshold)
+    out[PREDICTION_COLUMN] = np.where(scores >= cut, positive, negative)
     return out, encoding
 
 

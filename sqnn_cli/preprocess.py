@@ -210,7 +210,9 @@ class TabularEncoder:
         categories = spec["categories"]
         text = _category_text(series)
         if MISSING_LEVEL in categories:
-            text = text.fillna(MISSING_LEVEL)
+            # As objects: a column (or a chunk of one) with no value at all maps to floats,
+            # which pandas will not fill with text.
+            text = text.astype(object).fillna(MISSING_LEVEL)
         # get_indexer, not pd.Categorical: a value outside the categories is -1 here, while
         # Categorical warns about it (Pandas4Warning) and will raise in pandas 4.
         codes = pd.Index(categories, dtype=object).get_indexer(text.astype(object)).astype(np.int64)

@@ -505,6 +505,7 @@ def nothing_is_read(monkeypatch):
         raise AssertionError("read before the options were judged")
 
     monkeypatch.setattr("sqnn_cli.data.read_table", forbidden)
+    monkeypatch.setattr("sqnn_cli.data.read_table_chunks", forbidden)
     monkeypatch.setattr("sqnn_cli.bundle.load_bundle", forbidden)
 
 
@@ -626,16 +627,16 @@ def test_threads_apply_to_the_whole_command_and_the_counts_come_back(data, tmp_p
 
 
 def test_threads_apply_to_scoring_a_bundle(model, data, monkeypatch):
-    from sqnn_cli import pipeline
+    from sqnn_cli import streaming
 
     seen: list[int] = []
-    real_evaluate = pipeline.evaluate
+    real_evaluate = streaming.evaluate_file
 
     def evaluate(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "evaluate", evaluate)
+    monkeypatch.setattr(streaming, "evaluate_file", evaluate)
     before = torch.get_num_threads()
     assert_ok(invoke("evaluate", model, data, "--threads", "2"))
     assert_ok(invoke("evaluate", model, data))
@@ -644,12 +645,12 @@ def test_threads_apply_to_scoring_a_bundle(model, data, monkeypatch):
 
 def test_an_unexpected_value_error_is_an_internal_error_in_one_line(model, data, monkeypatch):
     """Not bad input the CLI knows of, not scikit-learn's parameter check: exit 3, one line."""
-    from sqnn_cli import pipeline
+    from sqnn_cli import streaming
 
     def broken(*args, **kwargs):
         raise ValueError("something nobody foresaw")
 
-    monkeypatch.setattr(pipeline, "evaluate", broken)
+    monkeypatch.setattr(streaming, "evaluate_file", broken)
     result = invoke("evaluate", model, data, "--json")
     assert result.exit_code == 3 and "Traceback" not in result.stdout + result.stderr
     assert "internal error: ValueError: something nobody foresaw" in result.stderr
