@@ -432,12 +432,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         X, y, group_index, weights = self._training_data(X, y, sensitive_features, sample_weight, warm=warm)
         device = resolve_device(self.device)
         network = self.network_.to(device) if warm else self._initial_network(X.shape[1], device)
-        data = TrainingData(
-            torch.from_numpy(X).to(device),
-            torch.from_numpy(self._positive(y).astype(np.float32)).to(device),
-            torch.from_numpy(group_index.astype(np.int64)).to(device),
-            None if weights is None else torch.from_numpy(_training_weights(weights)).to(device),
-        )
+        data = self._training_tensors(X, y, group_index, weights, device)
         self.history_: list[dict[str, float]] = []
         self._train(network, data, device, epoch_callback)
         network.eval()
@@ -445,6 +440,18 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         # A cut at 0.5 assumes calibrated, balanced scores; on a table with a 0.9 base rate,
         # or a model pushed towards independence from S, it can put every row in one class.
         return self._set_threshold(X, y, rows="the training rows", sample_weight=weights)
+
+    def _training_tensors(
+        self, X: np.ndarray, y: np.ndarray, group_index: np.ndarray, weights: np.ndarray | None, device: torch.device
+    ) -> TrainingData:
+        """What ``_training_data`` returns, as the tensors the training step reads (also
+        batched.py's, which trains several models on them)."""
+        return TrainingData(
+            torch.from_numpy(X).to(device),
+            torch.from_numpy(self._positive(y).astype(np.float32)).to(device),
+            torch.from_numpy(group_index.astype(np.int64)).to(device),
+            None if weights is None else torch.from_numpy(_training_weights(weights)).to(device),
+        )
 
     def _training_data(
         self, X, y, sensitive_features, sample_weight, *, warm: bool
@@ -546,11 +553,13 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         with limit_threads(self.n_threads):
             return self._set_threshold(self._inputs(X), y, rows=rows, sample_weight=sample_weight)
 
-    def _set_threshold(self, X: np.ndarray, y, *, rows: str, sample_weight: np.ndarray | None = None) -> "SQNNClassifier":
-        """choose_threshold for an X already checked by _inputs."""
-        self.threshold_ = balanced_accuracy_threshold(
-            self._positive(y), self._positive_scores(X), sample_weight=sample_weight
-        )
+    def _set_threshold(
+        self, X: np.ndarray, y, *, rows: str, sample_weight: np.ndarray | None = None, scores: np.ndarray | None = None
+    ) -> "SQNNClassifier":
+        """choose_threshold for an X already checked by _inputs (whose ``scores``, if the
+        caller has them: batched.py scores several models at once)."""
+        scores = self._positive_scores(X) if scores is None else scores
+        self.threshold_ = balanced_accuracy_threshold(self._positive(y), scores, sample_weight=sample_weight)
         self.threshold_rule_ = THRESHOLD_RULE.format(rows=rows)
         return self
 
@@ -691,19 +700,38 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
     @torch.no_grad()
     def _draws(self, X: np.ndarray, n_samples: int | None) -> Iterator[torch.Tensor]:
         """code_draws of an X already checked by _inputs."""
+        for chunk, uniforms in self._uniform_chunks(X, n_samples):
+            yield self._chunk_draws(chunk, uniforms)
+
+    def _uniform_chunks(self, X: np.ndarray, n_samples: int | None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Row chunks of X (a budget bounds the draws they carry) with the uniforms their
+        draws compare theta with, (draws, rows, code_size): a function of the rows, the seed
+        and the draws alone, so models alike in these share them (batched.py)."""
         draws = int(n_samples if n_samples is not None else self.n_samples)
         if draws <= 0:
             raise ParameterError("{n_samples} must be positive, got {got}", got=draws)
-        seed = int(self.random_state) + _SCORING_SEED_OFFSET
-        for chunk, theta in self._chunks(X, draws):
-            uniforms = rowwise.uniform_draws(rowwise.row_keys(chunk, seed), draws, theta.shape[1]).to(theta.device)
-            yield (uniforms < theta).to(theta.dtype)
+        seed, width = int(self.random_state) + _SCORING_SEED_OFFSET, self._code_size()
+        rows = rowwise.rows_per_chunk(draws, width)
+        for start in range(0, X.shape[0], rows):
+            chunk = X[start : start + rows]
+            yield chunk, rowwise.uniform_draws(rowwise.row_keys(chunk, seed), draws, width)
 
     @torch.no_grad()
-    def _positive_scores(self, X: np.ndarray, n_samples: int | None = None) -> np.ndarray:
-        """p(y = classes_[1]) of an X already checked by _inputs: the mean over the draws."""
+    def _chunk_draws(self, chunk: np.ndarray, uniforms: torch.Tensor) -> torch.Tensor:
+        theta = rowwise.firing_probabilities(self.network_, torch.from_numpy(chunk).to(self._device()))
+        uniforms = uniforms.to(theta.device)
+        # u < theta, written as floats at once: a sixth of the time of a bool tensor converted.
+        return torch.gt(theta, uniforms, out=torch.empty_like(uniforms, dtype=theta.dtype))
+
+    @torch.no_grad()
+    def _chunk_scores(self, chunk: np.ndarray, uniforms: torch.Tensor) -> torch.Tensor:
+        """p(y = classes_[1]) of a chunk of _uniform_chunks: the mean over its draws."""
         head = self.network_.head
-        scores = [rowwise.mean_probability(bits, head.weight, head.bias) for bits in self._draws(X, n_samples)]
+        return rowwise.mean_probability(self._chunk_draws(chunk, uniforms), head.weight, head.bias)
+
+    def _positive_scores(self, X: np.ndarray, n_samples: int | None = None) -> np.ndarray:
+        """p(y = classes_[1]) of an X already checked by _inputs."""
+        scores = [self._chunk_scores(chunk, uniforms) for chunk, uniforms in self._uniform_chunks(X, n_samples)]
         return torch.cat(scores).cpu().numpy() if scores else np.zeros(0)
 
     @_within_thread_limit

@@ -207,9 +207,12 @@ def bernoulli_information_and_gradient(
     slope at the clamp is kept where autograd's clamp passes 0. Only theta's gradient
     differs: theta is then 0 or 1 to float precision, so the sigmoid's derivative,
     which carries it into the network, is 0 or nearly so.
+
+    ``theta`` may also be a stack (models, n, m) of models sharing the batch's rows, with
+    ``weight`` a (models, 1, 1) float64 tensor: then each model gets its own loss and gradient.
     """
     if row_weights is None:
-        total = float(theta.shape[0])
+        total = float(theta.shape[-2])
         masses = membership.sum(dim=0)
         weighted_membership = membership
     else:
@@ -223,9 +226,13 @@ def bernoulli_information_and_gradient(
     slopes = torch.logit(means, _EPS)
     # H(p) = softplus(l) - p l in nats, with l = logit(p): the slopes give the entropies.
     entropies = torch.nn.functional.softplus(slopes).sub_(means * slopes)
-    information = (shares @ entropies).sum() / _LN2
+    # The sum over the last axis alone: a stack of models (batched.py) gets one figure each.
+    information = (shares @ entropies).sum(-1) / _LN2
     # Negated slopes turn -sum over a row's cells of sign_k logit(mu_k) into one product.
-    gradient = membership @ slopes.mul_(signs.unsqueeze(1)).mul_(-weight / (total * _LN2))
+    scale = -weight / (total * _LN2)
+    if isinstance(scale, torch.Tensor):  # one per model, in double: rounded as a float's would be
+        scale = scale.to(theta.dtype)
+    gradient = membership @ slopes.mul_(signs.unsqueeze(1)).mul_(scale)
     if row_weights is not None:
         gradient.mul_(row_weights.unsqueeze(1))
     return information, gradient

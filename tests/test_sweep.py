@@ -478,7 +478,9 @@ def test_run_sweep_trains_every_run_and_summarises_without_the_cli(tiny_data, tm
     assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)] and seen == [outcome.summary]
     assert outcome.written_by_caller == (tmp_path / "sweep" / "mine.txt",)
     assert json.loads(outcome.summary_json.read_text())["runs_finished"] == 4
-    assert [str(note) for note in notes] == ["4 run(s) to train: 2 gammas x 2 fold(s), 1 at a time"]
+    assert [str(note) for note in notes] == [
+        "4 run(s) to train: 2 gammas x 2 fold(s), 1 at a time, 2 batch(es) of a fold's gammas trained together"
+    ]
     # Without a file's checksum, the data is identified by its contents.
     assert len(json.loads((tmp_path / "sweep" / "sweep.json").read_text())["fingerprint"]["data_sha256"]) == 64
 
