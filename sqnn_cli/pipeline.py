@@ -338,7 +338,7 @@ def evaluate(
     threshold unless ``threshold`` is given; with ``bootstrap``, each metric's confidence
     interval too (uncertainty.bootstrap_intervals). Rows are weighted as ``weighting``
     says: by default by the model's own weight column, if it was trained with one."""
-    X, data, encoding = _encoded(model, frame, drop_missing, inf_as_missing, weighting)
+    X, data, encoding = encoded_table(model, frame, drop_missing, inf_as_missing, weighting)
     return _evaluation(
         model.estimator, X, data.y, data.groups, encoding,
         rows_dropped=data.rows_dropped, threshold=threshold, n_samples=n_samples, min_group_size=min_group_size,
@@ -475,9 +475,12 @@ class AuditOutcome:
         return payload
 
 
-def _encoded(
+def encoded_table(
     model: FittedModel, frame: pd.DataFrame, drop_missing: bool, inf_as_missing: bool = False, weighting: Weighting = Weighting()
 ) -> tuple[np.ndarray, PreparedData, EncodingReport]:
+    """A labelled table checked against the model's roles (its weight column as
+    ``weighting`` says) and encoded: the model's inputs, the prepared rows, and what the
+    encoder patched up."""
     roles = with_weight(model.roles, weighting.weight, unweighted=weighting.unweighted)
     data = prepare(frame, roles, drop_missing=drop_missing, inf_as_missing=inf_as_missing)
     X, encoding = model.encoder.transform(data.features, inf_as_missing=inf_as_missing)
@@ -524,7 +527,7 @@ def audit(
     weighted as in :func:`evaluate`."""
     from .audit import audit_representation, intervention_curves
 
-    X, data, encoding = _encoded(model, frame, drop_missing, inf_as_missing, weighting)
+    X, data, encoding = encoded_table(model, frame, drop_missing, inf_as_missing, weighting)
     result = audit_representation(
         model.estimator, X, data.y, data.groups, **asdict(settings), sample_weight=data.weights, progress=progress
     )
@@ -570,7 +573,7 @@ def prune(
     from . import audit as audit_module
 
     source = bundle.model
-    X, data, _ = _encoded(source, frame, drop_missing, inf_as_missing, weighting)
+    X, data, _ = encoded_table(source, frame, drop_missing, inf_as_missing, weighting)
     theta = source.estimator.firing_probabilities(X).astype(np.float64)
     if not 1 <= k <= theta.shape[1]:
         raise ParameterError("{k} must be between 1 and the code size ({size}), got {got}", size=theta.shape[1], got=k)

@@ -312,7 +312,7 @@ def _batch_evaluations(task: RunTask, models: Sequence[FittedModel]) -> list[pip
     encoded once (the models share their encoder) and scored on one set of uniforms
     (batched.positive_scores)."""
     settings = task.plan.settings
-    X, data, encoding = pipeline._encoded(models[0], task.test, settings.drop_missing, settings.inf_as_missing)
+    X, data, encoding = pipeline.encoded_table(models[0], task.test, settings.drop_missing, settings.inf_as_missing)
     estimators = [model.estimator for model in models]
     scores = positive_scores(estimators, estimators[0]._inputs(X))
     return [
