@@ -96,6 +96,9 @@ from .training import weighted_bce
 
 __all__ = ["VFAENetwork", "FIGURES", "vfae_step", "vfae_figures", "group_mmd"]
 
+# The smallest kernel bandwidth (squared distance) group_mmd uses: float32's rounding of
+# the distances of z of about unit size is some 1e-7, well below it.
+_MIN_BANDWIDTH = 1e-5
 # The per-batch figures vfae_step returns, in order: the loss minimised, then its terms.
 FIGURES = ("loss", "bce", "mmd", "reconstruction", "kl")
 
@@ -168,13 +171,18 @@ def group_mmd(
     tiny = torch.finfo(z.dtype).tiny
     # MMD^2 = c' K c with c the difference of the two sides' row masses (each summing to 1).
     contrast = mass / inside.clamp_min(tiny) - rest / outside.clamp_min(tiny)
+    # Distances do not change when z is shifted; centred, they lose the fewest digits.
+    z = z - row_mass @ z
     squared_norms = z.pow(2).sum(dim=1)
     # Rounding can leave a distance a hair below 0; exp of it is a hair above 1, harmless,
     # so no clamp (whose backward pass cost two more batch x batch operations a step).
     distances = squared_norms.unsqueeze(1) + squared_norms.unsqueeze(0) - 2.0 * z @ z.t()
     # The mean squared distance between two rows: 2 * the summed variance of z's coordinates.
-    mean_distance = 2.0 * (row_mass @ squared_norms - (row_mass @ z).pow(2).sum())
-    kernel = torch.exp(-distances / mean_distance.clamp_min(tiny))
+    mean_distance = 2.0 * (row_mass @ squared_norms)
+    # When the batch's z all but coincide, its spread is rounding noise: dividing by it blew
+    # a hair-negative distance up to exp(+huge) = inf (Bank, gamma 0.6, epoch 29). Below
+    # _MIN_BANDWIDTH the rows are one point to the kernel, and the penalty is about 0.
+    kernel = torch.exp(-distances / mean_distance.clamp_min(_MIN_BANDWIDTH))
     per_group = ((kernel @ contrast) * contrast).sum(dim=0)
     shares = inside * ((inside > 0) & (outside > 0)).to(z.dtype)
     return (per_group * shares).sum() / shares.sum().clamp_min(tiny)

@@ -141,7 +141,20 @@ def test_group_mmd_does_not_change_when_z_is_scaled():
     z = torch.randn(20, 4, generator=generator, dtype=torch.float64)
     groups = torch.randint(0, 3, (20,), generator=generator)
     weights = torch.rand(20, generator=generator, dtype=torch.float64)
-    assert group_mmd(z * 1e-3, groups, 3, weights).item() == pytest.approx(group_mmd(z, groups, 3, weights).item(), rel=1e-9)
+    for scale in (1e-2, 1e3):
+        assert group_mmd(z * scale, groups, 3, weights).item() == pytest.approx(group_mmd(z, groups, 3, weights).item(), rel=1e-9)
+
+
+def test_group_mmd_of_rows_that_all_but_coincide_is_finite_with_a_finite_gradient():
+    """Rows within rounding of one point (a collapsed posterior mean, as Bank at gamma 0.6
+    reached) once made the bandwidth 0 and the kernel exp(+inf)."""
+    generator = torch.Generator().manual_seed(3)
+    z = (0.08 + 1e-5 * torch.randn(256, 8, generator=generator)).requires_grad_()
+    groups = torch.randint(0, 2, (256,), generator=generator)
+    penalty = group_mmd(z, groups, 2)
+    penalty.backward()
+    assert torch.isfinite(penalty) and penalty.item() < 1e-3
+    assert torch.isfinite(z.grad).all()
 
 
 def test_state_dict_round_trip_keeps_every_submodule():
