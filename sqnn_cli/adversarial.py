@@ -184,3 +184,8 @@ def _autograd_adversarial_step(network, x, y, groups, weights, *, gamma, generat
         adversary_ce = _weighted_mean(nn.functional.cross_entropy(adversary_logits, groups, reduction="none"), row_scale)
         ((1.0 - gamma) * bce + adversary_ce).backward()
     return _figures(bce, adversary_ce, adversary_logits.detach(), groups, row_scale, gamma)
+
+
+# What the estimator reads of a baseline method's module (SQNNClassifier._baseline).
+NETWORK = AdversarialNetwork
+STEP = adversarial_step

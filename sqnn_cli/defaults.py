@@ -8,7 +8,7 @@ answers without loading torch.
 from __future__ import annotations
 
 __all__ = [
-    "GAMMA", "METHODS", "METHOD", "OBJECTIVES", "OBJECTIVE", "HIDDEN", "CODE_SIZE", "TEMPERATURE", "STRAIGHT_THROUGH_CHOICES",
+    "GAMMA", "METHODS", "BASELINE_METHODS", "METHOD", "OBJECTIVES", "OBJECTIVE", "HIDDEN", "CODE_SIZE", "TEMPERATURE", "STRAIGHT_THROUGH_CHOICES",
     "STRAIGHT_THROUGH", "EPOCHS", "BATCH_SIZE", "LR", "N_SAMPLES", "RANDOM_STATE", "DEVICES", "DEVICE",
     "MAX_EXACT_JOINT_NEURONS",
 ]  # fmt: skip
@@ -20,6 +20,8 @@ GAMMA = 0.2
 # bernoulli and joint compute I(T;S) from theta (the paper's BinaryBernoulli and BinaryMI);
 # adversarial and vfae are the paper's baselines (AdvCls, VFAE) on the same binary layer.
 METHODS = ("bernoulli", "joint", "adversarial", "vfae")
+# Each is a module of sqnn_cli of that name with its NETWORK, STEP and FIGURES.
+BASELINE_METHODS = ("adversarial", "vfae")
 METHOD = "bernoulli"
 # What the information term makes T forget: S (demographic parity's aim), or S given Y
 # (equalized odds' and GPA's aim).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import threading
 import time
@@ -392,15 +393,18 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         encoder and decoder (which need the number of groups)."""
         layers = (n_features, [int(w) for w in self.hidden], self._code_size())
         options = dict(temperature=float(self.temperature), straight_through=self.straight_through)
-        if self.method == "adversarial":
-            from .adversarial import AdversarialNetwork
-
-            return AdversarialNetwork(*layers, n_groups=n_groups, objective=self.objective, **options)
-        if self.method == "vfae":
-            from .vfae import VFAENetwork
-
-            return VFAENetwork(*layers, n_groups=n_groups, objective=self.objective, **options)
+        baseline = self._baseline()
+        if baseline is not None:
+            return baseline.NETWORK(*layers, n_groups=n_groups, objective=self.objective, **options)
         return SQNNetwork(*layers, **options)
+
+    def _baseline(self) -> Any:
+        """The module of a method that brings its own network, step and figures (the
+        paper's baselines: adversarial.py, vfae.py), imported on first use; None for
+        bernoulli and joint, whose information terms this class computes."""
+        if self.method in defaults.BASELINE_METHODS:
+            return importlib.import_module(f"{__package__}.{self.method}")
+        return None
 
     def network_shapes(self, n_features: int, n_groups: int) -> dict[str, tuple[int, ...]]:
         """The state_dict names and shapes of the network these parameters describe,
@@ -607,32 +611,20 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _training_step(self, device: torch.device) -> TrainingStep:
         """The step for the chosen method: the bernoulli loss in closed form, the joint
-        one through autograd (training.py)."""
+        one through autograd (training.py), a baseline's its own."""
         gamma = float(self.gamma)
         if self.method == "bernoulli":
             cells = information_cells(len(self.groups_), self.objective, device=device)
             return functools.partial(closed_form_step, gamma=gamma, cells=cells)
-        if self.method == "adversarial":
-            from .adversarial import adversarial_step
-
-            return functools.partial(adversarial_step, gamma=gamma)
-        if self.method == "vfae":
-            from .vfae import vfae_step
-
-            return functools.partial(vfae_step, gamma=gamma)
+        baseline = self._baseline()
+        if baseline is not None:
+            return functools.partial(baseline.STEP, gamma=gamma)
         return functools.partial(autograd_step, gamma=gamma, penalty=self._information_penalty)
 
     def _figures(self) -> tuple[str, ...]:
         """The names of what the method's step returns: each epoch's record holds their means."""
-        if self.method == "adversarial":
-            from .adversarial import FIGURES as adversarial_figures
-
-            return adversarial_figures
-        if self.method == "vfae":
-            from .vfae import FIGURES as vfae_figures
-
-            return vfae_figures
-        return FIGURES
+        baseline = self._baseline()
+        return FIGURES if baseline is None else baseline.FIGURES
 
     def _information_penalty(
         self,

@@ -245,3 +245,8 @@ def vfae_step(
         figures = vfae_figures(network, x, y, groups, weights, gamma=gamma, noise=noise, uniforms=uniforms)
         figures[0].backward()
     return figures.detach()
+
+
+# What the estimator reads of a baseline method's module (SQNNClassifier._baseline).
+NETWORK = VFAENetwork
+STEP = vfae_step
