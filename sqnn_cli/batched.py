@@ -229,10 +229,11 @@ def _fit_models(models: list[SQNNClassifier], X, y, sensitive_features, sample_w
     return models
 
 
-def positive_scores(models: Sequence[SQNNClassifier], X: np.ndarray) -> list[np.ndarray]:
-    """Each fitted model's p(y = classes_[1]) of X (checked by their _inputs), as its
-    ``predict_proba`` gives it, the uniforms behind the draws made once for all: they
-    depend on the rows, the seed and the draws alone, which fit_gammas's models share."""
+def positive_scores(models: Sequence[SQNNClassifier], X) -> list[np.ndarray]:
+    """Each fitted model's p(y = classes_[1]) of X, as its ``predict_proba`` gives it, the
+    uniforms behind the draws made once for all: they depend on the rows, the seed and
+    the draws alone, which fit_gammas's models share. X is checked as scoring checks it."""
+    X = models[0]._inputs(X)
     scores: list[list[torch.Tensor]] = [[] for _ in models]
     for chunk, uniforms in models[0]._uniform_chunks(X, None):
         for model, parts in zip(models, scores):

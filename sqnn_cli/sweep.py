@@ -314,7 +314,7 @@ def _batch_evaluations(task: RunTask, models: Sequence[FittedModel]) -> list[pip
     settings = task.plan.settings
     X, data, encoding = pipeline.encoded_table(models[0], task.test, settings.drop_missing, settings.inf_as_missing)
     estimators = [model.estimator for model in models]
-    scores = positive_scores(estimators, estimators[0]._inputs(X))
+    scores = positive_scores(estimators, X)
     return [
         pipeline.evaluation_of_scores(
             estimator, positive, data.y, data.groups, encoding, rows_dropped=data.rows_dropped,
