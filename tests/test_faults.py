@@ -35,6 +35,7 @@ from typer.testing import CliRunner
 from sqnn_cli.cli import main
 
 from .conftest import synthetic_table
+from .processes import paused, recorded_runs, wait_until
 from .tampering import read_meta, replace_file, torch_bytes, write_meta
 
 # Resource limits, SIGALRM and fork: the fault suite is POSIX only.
@@ -777,20 +778,18 @@ def test_second_sweep_on_a_running_sweeps_directory_is_refused(data, tmp_path):
     args = ["sweep-gamma", str(data), "-s", "group", "--gammas", "0,1", "--folds", "2", "--out", str(out), *slow]
     first = subprocess.Popen([sys.executable, "-m", "sqnn_cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        # Once a run has finished, the first sweep is surely in its loop, holding whatever it holds.
-        while not (out / "runs.jsonl").exists():
-            assert first.poll() is None, first.communicate()[1].decode()
-            assert time.monotonic() < deadline, "the first sweep never finished a run"
-            time.sleep(0.05)
-        running_when_attacked = first.poll() is None
-        second = sqnn(*args)
+        # Once a run is recorded, the first sweep is surely in its loop, holding whatever it
+        # holds; it is stopped there while the second tries.
+        wait_until(lambda: recorded_runs(out) > 0, first, timeout=60, what="the first sweep recorded a run")
+        with paused(first):
+            mid_sweep = recorded_runs(out) < 4
+            second = sqnn(*args)
         _, first_err = first.communicate(timeout=120)
     finally:
         if first.poll() is None:
             first.kill()
             first.wait()
-    assert running_when_attacked, "the first sweep had finished before the second started; the attack proved nothing"
+    assert mid_sweep, "the first sweep had finished its runs before it was stopped; make it slower"
     refused(second)
     assert first.returncode == 0, first_err.decode()
     keys = [(r["gamma"], r["fold"]) for r in map(json.loads, (out / "runs.jsonl").read_text().splitlines())]

@@ -20,6 +20,8 @@ from sqnn_cli.sweep import (
     LOCK_FILE, SUMMARY_METRICS, SweepDirectory, gamma_grid, pending_tasks, record_problem, run_key, summarise, worker_count,
 )  # fmt: skip
 
+from .processes import paused, recorded_runs, wait_until
+
 runner = CliRunner()
 TINY = ["--epochs", "2", "--hidden", "8", "--code-size", "4", "--samples", "4", "--batch-size", "64"]
 
@@ -145,17 +147,14 @@ def test_killed_sweep_resumes_with_every_run_exactly_once(table, tmp_path):
                "--steps", "6", "--folds", "2", *TINY[:-2], "--batch-size", "8", "--epochs", "12"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            path = out / "runs.jsonl"
-            if path.exists() and len(path.read_text().splitlines()) >= 2:
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the sweep finished before it could be killed; make it slower"
-        second = runner.invoke(app, ["sweep-gamma", *command[4:]])
-        assert second.exit_code == 2 and f"in use by another sweep (PID {process.pid} on" in second.stderr
-        os.kill(process.pid, signal.SIGKILL)
+        wait_until(lambda: recorded_runs(out) >= 2, process, timeout=120, what="two runs were recorded")
+        with paused(process):
+            assert recorded_runs(out) < 12, "the sweep finished its runs before it was stopped; make it slower"
+            second = runner.invoke(app, ["sweep-gamma", *command[4:]])
+            assert second.exit_code == 2 and f"in use by another sweep (PID {process.pid} on" in second.stderr
+            process.kill()
     finally:
+        process.kill()
         process.wait()
     finished_before = len(runs_tolerant(out))
     assert 2 <= finished_before < 12
@@ -207,16 +206,21 @@ def test_ctrl_c_keeps_finished_runs_and_prints_their_summary(table, tmp_path, jo
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "sqnn_cli", "sweep-gamma", str(table), "-s", "group", "--out", str(out),
                "--steps", "6", "--folds", "2", *TINY[:-2], "--batch-size", "8", "--epochs", "12", "--n-jobs", jobs]  # fmt: skip
+    if jobs != "1":
+        # Two workers train the two folds' batches at once and may finish them together;
+        # joint trains one run at a time, so most runs are still to come at the Ctrl-C.
+        command += ["--method", "joint"]
     # A shell that starts jobs in the background (as CI may) leaves SIGINT ignored, and
     # Python then never raises KeyboardInterrupt; give the sweep a real Ctrl-C.
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not ((out / "runs.jsonl").exists() and (out / "runs.jsonl").read_text()):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    wait_until(lambda: recorded_runs(out) > 0, process, timeout=120, what="a run was recorded")
+    # Stopped, it cannot finish its runs before the Ctrl-C; the signal waits for it to continue.
+    with paused(process):
+        assert recorded_runs(out) < 12, "the sweep finished its runs before it was stopped; make it slower"
+        process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "rerun the same command to resume" in stderr
@@ -265,17 +269,14 @@ def test_workers_die_within_seconds_of_a_kill_9_of_the_sweep(table, tmp_path, po
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     workers: list[int] = []
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(workers) < 2:
-            workers = descendants(process.pid)
-            time.sleep(0.05)
+        wait_until(lambda: len(descendants(process.pid)) >= 2, process, timeout=60, what="two workers started")
         if pool == "loky":
             # A fresh interpreter takes seconds to import torch; wait until runs are under way.
-            while time.monotonic() < deadline and not ((out / "runs.jsonl").exists() and (out / "runs.jsonl").read_text()):
-                time.sleep(0.05)
-        workers = descendants(process.pid)
-        assert process.poll() is None and len(workers) >= 2, "the sweep finished before it could be killed; make it slower"
-        os.kill(process.pid, signal.SIGKILL)
+            wait_until(lambda: recorded_runs(out) > 0, process, timeout=60, what="a run was recorded")
+        with paused(process):
+            workers = descendants(process.pid)
+            assert recorded_runs(out) < 12 and len(workers) >= 2, "the sweep finished before it could be killed; make it slower"
+            os.kill(process.pid, signal.SIGKILL)
         killed = time.monotonic()
         process.communicate(timeout=5)
         while any(alive(pid) for pid in workers) and time.monotonic() - killed < 5:
