@@ -23,7 +23,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 
-from . import __version__, defaults, limits, report
+from . import __version__, defaults, imports, limits, report
 from .errors import InputError, ParameterError, worded
 from .gates import Gate, GateOutcome, check_gates, gates_from_options
 
@@ -1327,6 +1327,7 @@ def _report_inputs(model: Path, data: Path, sweep: Optional[Path]) -> list[Path]
 def main() -> None:
     """The console script: usage errors become one ``error:`` line and exit 2, like every
     other bad input (typer's default is a framed panel)."""
+    imports.defer("scipy.stats")
     try:
         code = app(prog_name="sqnn", standalone_mode=False)
     except typer.Abort:

@@ -29,7 +29,6 @@ from typing import Any
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from .errors import ParameterError
 from .jsonable import plain
@@ -402,6 +401,10 @@ def _eo_ratio(
 
 
 def _safe_auc(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray | None = None) -> float:
+    # sklearn.metrics imports scipy.stats (0.4 s of CPU): imported here, a command that
+    # computes no AUC (train, predict) never pays it (imports.py).
+    from sklearn.metrics import roc_auc_score
+
     if weights is None:
         if np.unique(y_true).size < 2:
             return math.nan

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from .errors import ParameterError
 
@@ -40,6 +39,10 @@ def stratified_indices(
     y alone when a (y, S) cell is that small. ``action`` words the refusal when the rows
     cannot be split ("cannot {action} test_size 0.3: ...").
     """
+    # sklearn.model_selection imports scipy.stats (0.4 s of CPU): here, train pays it only
+    # when it splits (imports.py).
+    from sklearn.model_selection import train_test_split
+
     check_test_size(test_size)
     if fallback is not None and strata is not None and not pd.Series(np.asarray(strata)).value_counts().min() >= 2:
         strata = fallback

@@ -39,7 +39,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
 from . import __version__, defaults, files, limits, pipeline
 from .batched import BATCHED_METHODS, positive_scores, train_gammas
@@ -187,6 +186,8 @@ def make_tasks(
     plan: SweepPlan, gammas: Sequence[float], frame: pd.DataFrame, test_frame: pd.DataFrame | None
 ) -> list[RunTask]:
     """Every gamma on every fold (or on the fixed test table), the data checked first."""
+    from sklearn.model_selection import StratifiedKFold  # imports scipy.stats: see imports.py
+
     from .data import prepare
 
     data = prepare(frame, plan.roles, **plan.settings.missing, for_training=True)

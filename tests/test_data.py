@@ -24,6 +24,8 @@ from sqnn_cli.data import (
     csv_line_numbers,
     group_labels,
     infer_positive_label,
+    label_text,
+    label_texts,
     parse_bins,
     prepare,
     read_table,
@@ -635,3 +637,29 @@ class TestParquet:
         monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
         with pytest.raises(InputError, match=r"pip install 'sqnn\[parquet\]'"):
             read_table(tmp_path / "t.parquet")
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.Series(["b", None, "a", "b"]),
+        pd.Series([1.0, np.nan, 2.5, -0.0, 0.0, 1e300, np.inf]),
+        pd.Series([3, 1, 3]),
+        pd.Series([True, False, True]),
+        pd.Series(["x", None, "y"], dtype="category"),
+        pd.Series(pd.array([1, None], dtype="Int64")),
+        pd.Series(pd.array([True, None], dtype="boolean")),
+        pd.Series([True, 1, 1.0, "1", None, 0, False], dtype=object),  # True == 1, yet labels 'True' and '1'
+        pd.Series([], dtype=float),
+        pd.Series([np.nan, np.nan]),
+    ],
+)
+def test_label_texts_words_every_cell_as_label_text_does(column):
+    pd.testing.assert_series_equal(label_texts(column), column.map(label_text, na_action="ignore"))
+
+
+@given(st.lists(st.one_of(st.none(), st.floats(allow_nan=True), st.integers(-5, 5).map(float)), max_size=30))
+@settings(max_examples=60, deadline=None)
+def test_label_texts_of_float_columns_equals_wording_each_cell(values):
+    column = pd.Series(values, dtype=float)
+    pd.testing.assert_series_equal(label_texts(column), column.map(label_text, na_action="ignore"))
