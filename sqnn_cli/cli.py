@@ -7,6 +7,7 @@ the outcome to an exit code: 0 ok, 1 a gate was breached, 2 bad usage or bad inp
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -631,6 +632,15 @@ def train(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle directory.")] = False,
     json_output: JsonOpt = False,
     sep: SepOpt = None,
+    stream: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--stream/--no-stream",
+            help="Read the table a chunk at a time and train from an encoded temporary file (in TMPDIR), in memory "
+            "bounded by a chunk, not by the table \\[default: only for files over 256 MiB].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train a fair classifier on a CSV and save it as a model bundle.
 
@@ -662,7 +672,9 @@ def train(
     estimator = training.estimator(defaults.GAMMA if gamma is None else gamma)
     bundle_dir = out if out is not None else default_bundle_path(data)
     check_writable(bundle_dir, overwrite=overwrite, inputs=(data,))
-    frame = _read_table(data, sep)
+    streamed = _streams(data, stream, test_size=test_size, search=search)
+    options["stream"] = streamed  # as decided: given, or by the file's size
+    frame, table = _training_table(data, sep, streamed, training.target, sensitive)
     roles = training.roles(frame, sensitive)
     if out is None:
         report.info(err, f"the model will be written to {bundle_dir}/ (choose with --out)")
@@ -672,7 +684,8 @@ def train(
         estimator.set_params(gamma=choice.gamma)
 
     with report.training_progress(err, training.epochs) as on_epoch:
-        outcome = pipeline.train(
+        held_out = {"test_size": test_size, "threshold": threshold, "min_group_size": min_group_size}
+        outcome = _streamed_training(table, roles, estimator, training, held_out, on_epoch) if streamed else pipeline.train(
             frame,
             roles,
             estimator,
@@ -708,6 +721,71 @@ def train(
     if json_output:
         searched = {"gamma_search": choice.to_dict()} if choice is not None else {}
         typer.echo(report.to_json({"model": str(saved), **outcome.to_dict(), **searched}))
+
+
+def _streams(data: Path, stream: bool | None, *, test_size: float | None, search: Any) -> bool:
+    """Whether train streams the table: as --stream/--no-stream say, else when the file is
+    larger than streaming.STREAM_FILE_BYTES. Options streamed training cannot honour are
+    refused, naming the way out."""
+    from .streaming import STREAM_FILE_BYTES
+
+    limit = f"{STREAM_FILE_BYTES // 2**20} MiB"
+    if stream is None:
+        stream = data.is_file() and data.stat().st_size > STREAM_FILE_BYTES
+        why = f"the file is over {limit}; --no-stream reads it whole"
+    else:
+        why = "--stream"
+    if not stream:
+        return False
+    if search is not None:
+        raise InputError(
+            f"{search.constraints[0].option} (a search for gamma) is not available when train streams the table "
+            f"({why}); search on a sample of the table and pass the gamma found with --gamma, or pass --no-stream"
+        )
+    held_out = "" if test_size is None else "; --test-size holds out each row by a seeded draw (not a stratified split)"
+    report.info(err, f"streaming {data.name} ({why}): encoded a chunk at a time into a temporary file, trained from it{held_out}")
+    return True
+
+
+def _training_table(data: Path, sep: str | None, streamed: bool, target: str | None, sensitive: list[str]) -> tuple[Any, Any]:
+    """(the frame train resolves the columns' roles from, the table to stream or None): the
+    whole table, or the distinct values of its target and sensitive columns."""
+    if not streamed:
+        return _read_table(data, sep), None
+    from .streaming import distinct_values
+
+    table = _read_table_chunks(data, sep)
+    return distinct_values(table, [target if target is not None else table.columns[-1], *sensitive]), table
+
+
+def _streamed_training(table: Any, roles: Any, estimator: Any, training: TrainingOptions, held_out: dict[str, Any], on_epoch: Any) -> Any:
+    from .streaming import StreamedTraining, train_file
+
+    settings = StreamedTraining(drop_missing=training.drop_missing, inf_as_missing=training.inf_as_missing, **held_out)
+    with _terminate_as_interrupt():
+        return train_file(table, roles, estimator, settings, epoch_callback=on_epoch)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM (a scheduler's time limit, a plain `kill`) ends the block as Ctrl-C does, so
+    streamed training deletes its temporary files (gigabytes for a large table) on the way
+    out rather than leaving them behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _next_step(model: Path, data: Path, *, held_out: bool) -> str:

@@ -958,10 +958,17 @@ def _refuse_problems(problems: list[str]) -> None:
 def _target_array(labels: pd.Series, roles: ColumnRoles, *, for_training: bool) -> np.ndarray:
     """1 for the positive label, else 0; training needs both classes."""
     y = (labels == roles.positive_label).to_numpy(dtype=np.int64)
-    if for_training and y.min() == y.max():
-        present = roles.positive_label if y[0] else f"not {roles.positive_label!r}"
-        raise InputError(MSG_SINGLE_CLASS.format(column=roles.target, value=present))
+    if for_training:
+        check_classes(roles, positives=int(y.sum()), rows=len(y))
     return y
+
+
+def check_classes(roles: ColumnRoles, *, positives: int, rows: int) -> None:
+    """Refuse training rows (``rows`` of them, ``positives`` of the positive class) that hold
+    a single class: the whole table's check, for a table read a chunk at a time too."""
+    if positives in (0, rows):
+        present = roles.positive_label if positives else f"not {roles.positive_label!r}"
+        raise InputError(MSG_SINGLE_CLASS.format(column=roles.target, value=present))
 
 
 def _group_array(groups: pd.Series, roles: ColumnRoles, min_groups: int) -> np.ndarray:

@@ -86,6 +86,50 @@ class TrainingData(NamedTuple):
     weights: torch.Tensor | None
 
 
+class _WholeRows:
+    """The rows of fit, all in memory: an epoch visits them in one permutation."""
+
+    def __init__(self, data: TrainingData):
+        self.data = data
+        self.mass = data.features.shape[0] if data.weights is None else float(data.weights.sum())
+
+    def epoch(self, generator: torch.Generator) -> Iterator[tuple[TrainingData, torch.Tensor]]:
+        order = torch.randperm(self.data.features.shape[0], generator=generator)
+        yield self.data, order.to(self.data.features.device)
+
+
+class _BlockRows:
+    """The rows of fit_blocks: features read a block at a time, the labels, group indices and
+    training weights (float32, as _training_weights makes them) of every row in memory.
+
+    An epoch visits the blocks in a random order and each block's rows in a random order
+    of their own: not one permutation of all rows, but every batch is still rows drawn
+    from one block, and the loss is a mean over each batch (I(T;S) is a per-batch term),
+    so its meaning is unchanged. A single block draws no block order, so its epochs are
+    fit's exactly."""
+
+    def __init__(self, blocks: Any, labels: np.ndarray, groups: np.ndarray, weights: np.ndarray | None, device: torch.device):
+        self.blocks, self.labels, self.groups, self.weights, self.device = blocks, labels, groups, weights, device
+        self.mass = len(labels) if weights is None else float(torch.from_numpy(weights).sum())
+
+    def epoch(self, generator: torch.Generator) -> Iterator[tuple[TrainingData, torch.Tensor]]:
+        count = self.blocks.n_blocks
+        visits = [0] if count == 1 else torch.randperm(count, generator=generator).tolist()
+        for index in visits:
+            features = self.blocks.block(index)
+            rows = slice(index * self.blocks.block_rows, index * self.blocks.block_rows + len(features))
+            data = TrainingData(
+                torch.from_numpy(features).to(self.device),
+                torch.from_numpy(self.labels[rows]).to(self.device),
+                torch.from_numpy(self.groups[rows].astype(np.int64)).to(self.device),
+                None if self.weights is None else torch.from_numpy(self.weights[rows]).to(self.device),
+            )
+            yield data, torch.randperm(len(features), generator=generator).to(self.device)
+
+
+RowSource = _WholeRows | _BlockRows
+
+
 class ParameterConstraintError(ParameterError, InvalidParameterError):
     """A parameter outside its declared constraints: scikit-learn's own exception type (what
     its tools and checks expect) that a front end words with its names, as any ParameterError."""
@@ -117,6 +161,19 @@ def _training_weights(weights: np.ndarray) -> np.ndarray:
     0 (a batch of such rows would weigh nothing)."""
     scaled = weights / weights.mean()
     return np.maximum(scaled, np.finfo(np.float32).tiny).astype(np.float32)
+
+
+def _binary_classes(y: np.ndarray, *, weighted: bool) -> np.ndarray:
+    """The two classes of y, sorted; anything but two is refused."""
+    check_classification_targets(y)
+    classes = np.unique(y)
+    if classes.size != 2:
+        raise ValueError(
+            "Only binary classification is supported. y must hold exactly two classes"
+            f"{' of positive weight' if weighted else ''}; "
+            f"it holds {_counts(classes.size, 'class')}: {_shown(classes)}"
+        )
+    return classes
 
 
 def _whole_between(low: int, high: int) -> Interval:
@@ -431,6 +488,61 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         with limit_threads(self.n_threads):
             return self._fit(X, y, sensitive_features, sample_weight, epoch_callback)
 
+    def fit_blocks(
+        self, blocks: Any, y, *, group_codes, groups, sample_weight=None, epoch_callback: EpochCallback | None = None
+    ) -> "SQNNClassifier":
+        """:meth:`fit` on rows too many to hold in memory: their features in ``blocks``, read a
+        block at a time, and what is small of each row in arrays.
+
+        ``blocks`` has ``n_features``, ``block_rows``, ``n_blocks`` and ``block(index)``: the
+        float32, C-contiguous features of rows ``index * block_rows`` onwards (at most
+        ``block_rows``; the array may be reused by the next call), as encoded_cache.EncodedCache
+        gives them. ``y`` holds two classes; row i is in group ``groups[group_codes[i]]``;
+        ``groups`` are distinct and sorted. ``sample_weight``, if given, is positive (leave rows
+        of weight 0 out of ``blocks``). Epochs visit the blocks in a seeded random order and
+        each block's rows in a random order (_BlockRows); with a single block, fit on the same
+        rows trains the same model. The threshold is chosen on every row's score, scored a
+        block at a time; warm_start is not supported.
+        """
+        self.check_params()
+        if self.warm_start:
+            raise ParameterError("{warm_start} is not supported by fit_blocks; train afresh")
+        with limit_threads(self.n_threads):
+            self.classes_ = _binary_classes(y, weighted=sample_weight is not None)
+            self.groups_ = np.asarray(groups, dtype=str)
+            self.n_features_in_ = int(blocks.n_features)
+            weights = None if sample_weight is None or np.all(sample_weight == sample_weight[0]) else sample_weight
+            self.network_ = self._trained_from_blocks(blocks, y, group_codes, weights, epoch_callback)
+            scores = self._block_scores(blocks, len(y))
+            # The whole-table rule, in a few bytes a row rather than some ninety (ranked_threshold).
+            from .ranked_threshold import ranked_balanced_accuracy_threshold
+
+            self.threshold_ = ranked_balanced_accuracy_threshold(np.asarray(y) == self.classes_[1], scores, weights)
+            self.threshold_rule_ = THRESHOLD_RULE.format(rows="the training rows")
+            return self
+
+    def _trained_from_blocks(
+        self, blocks: Any, y, group_codes: np.ndarray, weights: np.ndarray | None, epoch_callback: EpochCallback | None
+    ) -> SQNNetwork:
+        """fit_blocks' network, trained; what training holds of each row is let go on return,
+        before the threshold's scoring pass needs its own arrays."""
+        device = resolve_device(self.device)
+        network = self._initial_network(self.n_features_in_, device)
+        positive = (np.asarray(y) == self.classes_[1]).astype(np.float32)
+        training_weights = None if weights is None else _training_weights(weights)
+        self.history_ = []
+        self._train(network, _BlockRows(blocks, positive, group_codes, training_weights, device), device, epoch_callback)
+        return network.eval()
+
+    def _block_scores(self, blocks: Any, rows: int) -> np.ndarray:
+        """p(classes_[1]) of every row of ``blocks``, scored a block at a time into one array."""
+        scores = None
+        for index in range(blocks.n_blocks):
+            block = self._positive_scores(blocks.block(index))
+            scores = np.empty(rows, dtype=block.dtype) if scores is None else scores
+            scores[index * blocks.block_rows : index * blocks.block_rows + len(block)] = block
+        return scores
+
     def _fit(self, X, y, sensitive_features, sample_weight, epoch_callback: EpochCallback | None) -> "SQNNClassifier":
         warm = bool(self.warm_start) and hasattr(self, "network_")
         X, y, group_index, weights = self._training_data(X, y, sensitive_features, sample_weight, warm=warm)
@@ -438,7 +550,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         network = self.network_.to(device) if warm else self._initial_network(X.shape[1], device)
         data = self._training_tensors(X, y, group_index, weights, device)
         self.history_: list[dict[str, float]] = []
-        self._train(network, data, device, epoch_callback)
+        self._train(network, _WholeRows(data), device, epoch_callback)
         network.eval()
         self.network_ = network
         # A cut at 0.5 assumes calibrated, balanced scores; on a table with a 0.9 base rate,
@@ -472,14 +584,7 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             X, y, sensitive, weights = X[kept], column_or_1d(y)[kept], sensitive[kept], weights[kept]
             if np.all(weights == weights[0]):
                 weights = None
-        check_classification_targets(y)
-        classes = np.unique(y)
-        if classes.size != 2:
-            raise ValueError(
-                "Only binary classification is supported. y must hold exactly two classes"
-                f"{'' if sample_weight is None else ' of positive weight'}; "
-                f"it holds {_counts(classes.size, 'class')}: {_shown(classes)}"
-            )
+        classes = _binary_classes(y, weighted=sample_weight is not None)
         if warm and not np.array_equal(classes, self.classes_):
             raise ValueError(f"y holds the classes {_shown(classes)}; the model was trained on {_shown(self.classes_)}")
         self.classes_ = classes
@@ -515,11 +620,10 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
             return self._build_network(n_features, len(self.groups_)).to(device)
 
     def _train(
-        self, network: SQNNetwork, data: TrainingData, device: torch.device, epoch_callback: EpochCallback | None
+        self, network: SQNNetwork, source: "RowSource", device: torch.device, epoch_callback: EpochCallback | None
     ) -> None:
         """The epochs of training, each recorded in ``history_`` and passed to ``epoch_callback``."""
-        seed, n_rows = int(self.random_state), data.features.shape[0]
-        mass = n_rows if data.weights is None else float(data.weights.sum())
+        seed = int(self.random_state)
         shuffle_generator = torch.Generator().manual_seed(seed)
         sample_generator = torch.Generator(device=device).manual_seed(seed)
         step, figures = self._training_step(device), self._figures()
@@ -527,9 +631,11 @@ class SQNNClassifier(ClassifierMixin, BaseEstimator):
         with FlatAdam(network.parameters(), lr=float(self.lr)) as optimizer:
             for epoch in range(1, int(self.epochs) + 1):
                 started = time.perf_counter()
-                order = torch.randperm(n_rows, generator=shuffle_generator).to(device)
-                totals = self._train_epoch(network, optimizer, step, data, order, sample_generator, epoch)
-                means = dict(zip(figures, (totals / mass).tolist()))
+                totals = None
+                for data, order in source.epoch(shuffle_generator):
+                    part = self._train_epoch(network, optimizer, step, data, order, sample_generator, epoch)
+                    totals = part if totals is None else totals.add_(part)
+                means = dict(zip(figures, (totals / source.mass).tolist()))
                 if not np.isfinite(means["loss"]):
                     raise TrainingDivergedError(MSG_DIVERGED, epoch=epoch, loss=means["loss"])
                 record = {"epoch": epoch, **means, "seconds": time.perf_counter() - started}

@@ -632,11 +632,21 @@ def balanced_accuracy_threshold(y_true, y_score, sample_weight=None) -> float:
     true_positives = np.concatenate([np.cumsum(positives_at[::-1])[::-1], [0.0]])
     true_negatives = np.concatenate([[0.0], np.cumsum(negatives_at)])
     balanced = (true_positives / positives + true_negatives / negatives) / 2
+    cuts = np.concatenate([values[:1], halfway_cuts(values), [np.nextafter(values[-1], np.inf)]])
+    return best_cut(balanced, cuts)
+
+
+def halfway_cuts(values: np.ndarray) -> np.ndarray:
+    """The cuts between consecutive distinct scores ``values`` (sorted): halfway."""
     # Halfway between two adjacent doubles rounds to one of them; the upper one keeps the cut
     # off the lower score, which it must classify negative.
     halfway = (values[:-1] + values[1:]) / 2
-    halfway = np.where(halfway > values[:-1], halfway, values[1:])
-    cuts = np.concatenate([values[:1], halfway, [np.nextafter(values[-1], np.inf)]])
+    return np.where(halfway > values[:-1], halfway, values[1:])
+
+
+def best_cut(balanced: np.ndarray, cuts: np.ndarray) -> float:
+    """Of ``cuts`` and their balanced accuracies, the best; among equally good ones (to
+    1e-12), the one nearest 0.5."""
     best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
     return float(min(cuts[best], key=lambda cut: (abs(cut - 0.5), cut)))
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .data import MSG_INFINITE, OVERFLOWING, csv_line_numbers, label_text
+from .data import MSG_INFINITE, OVERFLOWING, csv_line_numbers, label_text, label_texts
 from .errors import InputError, ParameterError
 from .jsonable import plain
+from .spilled import SpilledColumn
 
-__all__ = ["TabularEncoder", "EncodingReport", "MISSING_LEVEL"]
+__all__ = ["TabularEncoder", "StreamedEncoderFit", "EncodingReport", "MISSING_LEVEL"]
 
 MISSING_LEVEL = "<missing>"
 # Standardised values are clipped to +-CLIP: a value a million standard deviations from
@@ -67,7 +69,36 @@ def _width(spec: dict[str, Any]) -> int:
 
 def _category_text(series: pd.Series) -> pd.Series:
     """Categories as strings, so 1, 1.0 and "1" read back from CSV are one level."""
-    return series.map(label_text, na_action="ignore")
+    return label_texts(series)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    """Whether the encoder standardises a column (else it one-hot encodes it): from its
+    type alone, so every chunk of a table is judged as the whole table is."""
+    return pd.api.types.is_bool_dtype(series) or (
+        pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype)
+    )
+
+
+def _numeric_spec(name: str, median: float, mean: float, scale: float, *, indicator: bool) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "numeric",
+        "median": median,
+        "mean": mean,
+        # A constant column carries no information; scale 1 keeps it finite (all zeros).
+        "scale": scale if scale > 0 else 1.0,
+        "indicator": indicator,
+    }
+
+
+def _categorical_spec(name: str, levels: Any, *, missing: bool) -> dict[str, Any]:
+    categories = sorted(levels)
+    # A literal "<missing>" in the data shares the level with real gaps rather than
+    # repeating a category, which one-hot encoding cannot index.
+    if missing and MISSING_LEVEL not in categories:
+        categories.append(MISSING_LEVEL)
+    return {"name": name, "kind": "categorical", "categories": categories}
 
 
 class TabularEncoder:
@@ -81,9 +112,7 @@ class TabularEncoder:
         specs = []
         for name in frame.columns:
             series = frame[name]
-            if pd.api.types.is_bool_dtype(series) or (
-                pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype)
-            ):
+            if _is_numeric(series):
                 specs.append(self._fit_numeric(str(name), series.astype(float)))
             else:
                 specs.append(self._fit_categorical(str(name), series))
@@ -100,25 +129,12 @@ class TabularEncoder:
         unit = peak if peak > 1e100 else 1.0
         mean = float(np.mean(filled / unit)) * unit
         scale = float(np.std(filled / unit)) * unit
-        return {
-            "name": name,
-            "kind": "numeric",
-            "median": median,
-            "mean": mean,
-            # A constant column carries no information; scale 1 keeps it finite (all zeros).
-            "scale": scale if scale > 0 else 1.0,
-            "indicator": bool(values.isna().any()),
-        }
+        return _numeric_spec(name, median, mean, scale, indicator=bool(values.isna().any()))
 
     @staticmethod
     def _fit_categorical(name: str, values: pd.Series) -> dict[str, Any]:
         text = _category_text(values)
-        categories = sorted(text.dropna().unique().tolist())
-        # A literal "<missing>" in the data shares the level with real gaps rather than
-        # repeating a category, which one-hot encoding cannot index.
-        if text.isna().any() and MISSING_LEVEL not in categories:
-            categories.append(MISSING_LEVEL)
-        return {"name": name, "kind": "categorical", "categories": categories}
+        return _categorical_spec(name, text.dropna().unique().tolist(), missing=bool(text.isna().any()))
 
     # -- transforming ------------------------------------------------------------
     @property
@@ -248,6 +264,86 @@ class TabularEncoder:
         encoder = cls()
         encoder.columns_ = columns
         return encoder
+
+
+class StreamedEncoderFit:
+    """TabularEncoder().fit of a table seen a chunk at a time, in memory bounded by a chunk
+    (and each categorical column's distinct values): :meth:`add` each chunk of the
+    features, then :meth:`encoder`.
+
+    Numeric columns' values are spilled to files in ``directory`` (spilled.py) for an exact
+    median; categories, missing values and the indicator are exactly fit's; means and
+    scales are fit's formulas summed in another order, equal to float64 rounding. Use it
+    as a context manager, so the spill files are closed whatever happens.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.numeric: dict[str, SpilledColumn] = {}
+        self.levels: dict[str, set[str]] = {}
+        self.gaps: dict[str, bool] = {}
+        """Categorical columns: whether a value is missing."""
+        self.order: list[str] = []
+
+    def __enter__(self) -> "StreamedEncoderFit":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for column in self.numeric.values():
+            column.close()
+
+    def add(self, frame: pd.DataFrame) -> None:
+        if not self.order:
+            self._start(frame)
+        for name in self.order:
+            series = frame[name]
+            if name in self.numeric:
+                self.numeric[name].add(series.astype(float).to_numpy(dtype=float))
+            else:
+                present = series.dropna()
+                self.gaps[name] = self.gaps[name] or len(present) < len(series)
+                self.levels[name].update(_distinct_text(present))
+
+    def _start(self, frame: pd.DataFrame) -> None:
+        self.order = [str(name) for name in frame.columns]
+        for position, name in enumerate(self.order):
+            if _is_numeric(frame[name]):
+                self.numeric[name] = SpilledColumn(self.directory / f"column-{position}.f64")
+            else:
+                self.levels[name], self.gaps[name] = set(), False
+
+    def empty_column(self) -> str | None:
+        """The first column without a single value (which fit cannot impute or scale)."""
+        for name in self.order:
+            present = self.numeric[name].present if name in self.numeric else len(self.levels[name])
+            if not present:
+                return name
+        return None
+
+    def encoder(self) -> TabularEncoder:
+        specs = []
+        for name in self.order:
+            if name in self.numeric:
+                column = self.numeric[name]
+                column.close()
+                median = column.median()
+                mean, scale = column.moments(median)
+                specs.append(_numeric_spec(name, median, mean, scale, indicator=column.missing > 0))
+            else:
+                specs.append(_categorical_spec(name, self.levels[name], missing=self.gaps[name]))
+        encoder = TabularEncoder()
+        encoder.columns_ = specs
+        return encoder
+
+
+def _distinct_text(present: pd.Series) -> set[str]:
+    """The labels (label_text) of a column's present values. Distinct values are found
+    first, which is fast; but values of different types can be equal (True == 1) and have
+    different labels, so a column of mixed types is labelled value by value."""
+    distinct = pd.unique(present.to_numpy())
+    if len({type(value) for value in distinct}) <= 1:
+        return {label_text(value) for value in distinct}
+    return set(_category_text(present).unique().tolist())
 
 
 def _checked_spec(spec: Any) -> dict[str, Any]:

@@ -9,32 +9,68 @@ weights: 90 MB for 10M rows) and computes every metric exactly, as for the table
 whole; the metrics' own working arrays (metrics.evaluate_scores) then take about 150
 bytes a row more, at their peak.
 
+Training (:func:`train_file`) reads the table a few times over: once for the distinct
+values the columns' roles are resolved from (:func:`distinct_values`), once to fit the
+encoder (preprocess.StreamedEncoderFit), once to encode the rows into a temporary file
+(encoded_cache.EncodedCache) that SQNNClassifier.fit_blocks trains from a block at a
+time; memory holds a chunk, a block and a few bytes a row (label, group, weight, score).
+Held-out rows (``test_size``) are a seeded draw per row, encoded into a second file and
+evaluated as pipeline.train evaluates its held-out split.
+
 Refusals of bad rows are made chunk by chunk: they name the right CSV lines, but only
 those of the first chunk that has any.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .data import PreparedData, TableChunks, check_groups, check_rows_left, prepare, with_weight, write_table_chunks
+from .data import (
+    MSG_ALL_MISSING,
+    ColumnRoles,
+    PreparedData,
+    TableChunks,
+    check_classes,
+    check_groups,
+    check_rows_left,
+    prepare,
+    with_weight,
+    write_table_chunks,
+)
+from .encoded_cache import DEFAULT_BLOCK_ROWS, EncodedCache
+from .errors import ParameterError
 from .fitted import FittedModel
 from .pipeline import (
     Evaluation,
     EvaluationSettings,
     PredictionSettings,
+    TrainingOutcome,
     check_prediction_columns,
     evaluation_of_scores,
     scored_rows,
 )
-from .preprocess import EncodingReport
+from .preprocess import EncodingReport, StreamedEncoderFit, TabularEncoder
+from .rowwise import row_keys
+from .splits import check_test_size
 
-__all__ = ["StreamedPrediction", "predict_file", "evaluate_file", "merged_encoding"]
+if TYPE_CHECKING:
+    from .estimator import EpochCallback, SQNNClassifier
+
+__all__ = [
+    "StreamedPrediction", "predict_file", "evaluate_file", "merged_encoding", "StreamedTraining", "train_file",
+    "distinct_values", "STREAM_FILE_BYTES",
+]  # fmt: skip
+
+STREAM_FILE_BYTES = 256 * 2**20
+"""Tables whose file is larger than this are trained on streamed by default (`sqnn train`):
+read whole, a table takes some ten times its CSV size in memory."""
 
 
 @dataclass
@@ -132,9 +168,7 @@ class _KeptRows:
     def add(self, scores: np.ndarray, data: PreparedData) -> None:
         self.scores.append(np.ascontiguousarray(scores))
         self.labels.append(data.y.astype(np.int8))
-        present, codes = np.unique(data.groups, return_inverse=True)
-        known = np.array([self.groups.setdefault(str(group), len(self.groups)) for group in present], dtype=np.int32)
-        self.codes.append(known[codes])
+        self.codes.append(_group_codes(self.groups, data.groups))
         if data.weights is not None:
             self.weights.append(data.weights)
 
@@ -155,3 +189,266 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
     joined = np.concatenate(parts)
     parts.clear()
     return joined
+
+
+def _group_codes(seen: dict[str, int], groups: np.ndarray) -> np.ndarray:
+    """Each row's group as a code into ``seen`` (each group with its code, in the order
+    first seen), adding the groups not seen before."""
+    present, codes = np.unique(groups, return_inverse=True)
+    known = np.array([seen.setdefault(str(group), len(seen)) for group in present], dtype=np.int32)
+    return known[codes]
+
+
+# -- training -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StreamedTraining:
+    """How :func:`train_file` reads the table, where it keeps the encoded rows, and the
+    held-out rows it evaluates the model on (pipeline.train's keyword arguments)."""
+
+    drop_missing: bool = False
+    inf_as_missing: bool = False
+    block_rows: int = DEFAULT_BLOCK_ROWS
+    """Rows trained from at a time (rounded up to whole batches): see encoded_cache."""
+    temp_dir: str | Path | None = None
+    """Where the temporary files go (about 4 bytes per encoded column per row, and 8 per
+    numeric column per row); None: tempfile's default (TMPDIR, else /tmp)."""
+    test_size: float | None = None
+    """Hold out each row with this probability (see :func:`held_out_rows`) and evaluate
+    the model on them; None holds out nothing."""
+    threshold: float | None = None
+    min_group_size: int = 30
+
+
+def distinct_values(table: TableChunks, columns: Sequence[str]) -> pd.DataFrame:
+    """A small frame with the table's columns, in which each of ``columns`` holds its
+    distinct values in the type the whole table gives it (repeated to a common length) and
+    any other column is empty: what data.resolve_roles reads of a table (the target's
+    values, the sensitive columns' levels, which columns there are)."""
+    wanted = [name for name in dict.fromkeys(columns) if name in table.columns]
+    found: dict[str, pd.Series] = {}
+    for chunk in table:
+        for name in wanted:
+            values = chunk[name].dropna().drop_duplicates()
+            found[name] = values if name not in found else pd.concat([found[name], values]).drop_duplicates()
+    length = max([len(values) for values in found.values()] + [1])
+    columns_out = {}
+    for name in table.columns:
+        values = found.get(name)
+        if values is None or len(values) == 0:
+            columns_out[name] = pd.Series(np.nan, index=range(length), dtype=object if values is None else values.dtype)
+        else:
+            columns_out[name] = values.iloc[np.arange(length) % len(values)].reset_index(drop=True)
+    return pd.DataFrame(columns_out)
+
+
+def held_out_rows(positions: np.ndarray, seed: int, test_size: float) -> np.ndarray:
+    """Whether each row (by its position in the table) is held out: a seeded draw of its
+    own, with probability ``test_size``, the same whatever the chunks. Not pipeline.train's
+    stratified split, which needs the whole table: the held-out share is ``test_size`` in
+    expectation, and each stratum's share only roughly."""
+    position = np.asarray(positions, dtype=np.int64)
+    # Two 16-bit halves are exact in float32: row_keys hashes a row's float32 values.
+    halves = np.stack([position >> 16, position & 0xFFFF], axis=1).astype(np.float32)
+    uniform = (row_keys(halves, seed) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    return uniform < test_size
+
+
+def train_file(
+    table: TableChunks,
+    roles: ColumnRoles,
+    estimator: "SQNNClassifier",
+    settings: StreamedTraining = StreamedTraining(),
+    *,
+    epoch_callback: "EpochCallback | None" = None,
+) -> TrainingOutcome:
+    """pipeline.train of ``table`` in memory bounded by a chunk and a block, not by the
+    table. The encoder is TabularEncoder().fit's on the training rows (its means and
+    scales to float64 rounding); the model is trained by fit_blocks, whose epochs visit
+    the blocks in a random order and each block's rows in a random order of their own, so
+    a table of a single block trains pipeline.train's model. With ``settings.test_size``
+    the held-out rows are a per-row draw (:func:`held_out_rows`), not a stratified split.
+    The temporary files are deleted however the call ends (a refusal, an error, Ctrl-C)."""
+    estimator.check_params()
+    if settings.test_size is not None:
+        check_test_size(settings.test_size)
+    batch = int(estimator.batch_size)
+    block_rows = -(-settings.block_rows // batch) * batch
+    split = _Split(settings.test_size, int(estimator.random_state))
+    with tempfile.TemporaryDirectory(prefix="sqnn-train-", dir=settings.temp_dir) as name:
+        directory = Path(name)
+        encoder, counts = _fitted_encoder(table, roles, settings, split, directory)
+        width = len(encoder.feature_names)
+        with EncodedCache(directory / "features.f32", width, block_rows) as cache, \
+                EncodedCache(directory / "held-out.f32", width, block_rows) as held_out:  # fmt: skip
+            rows, test = _encoded_rows(table, roles, encoder, (cache, held_out), settings, split)
+            started = time.perf_counter()
+            estimator.fit_blocks(
+                cache, rows.labels, group_codes=rows.codes, groups=rows.groups, sample_weight=rows.weights,
+                epoch_callback=epoch_callback,
+            )  # fmt: skip
+            seconds = time.perf_counter() - started
+            evaluation = None if split.test_size is None else _held_out_evaluation(estimator, held_out, test, encoder, settings)
+    return TrainingOutcome(
+        model=FittedModel(estimator, encoder, roles), rows_trained=counts.rows, rows_dropped=counts.dropped,
+        seconds=seconds, test=evaluation,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Split:
+    test_size: float | None
+    seed: int
+
+    def parts(self, data: PreparedData) -> tuple[PreparedData, PreparedData | None]:
+        """(the training rows, the held-out rows or None) of a prepared chunk."""
+        if self.test_size is None:
+            return data, None
+        held = held_out_rows(data.kept_index.to_numpy(), self.seed, self.test_size)
+        return _subset(data, ~held), _subset(data, held)
+
+
+def _subset(data: PreparedData, rows: np.ndarray) -> PreparedData:
+    return replace(
+        data, features=data.features.loc[rows], y=data.y[rows], groups=data.groups[rows],
+        weights=None if data.weights is None else data.weights[rows], kept_index=data.kept_index[rows],
+    )  # fmt: skip
+
+
+def _prepared(chunk: pd.DataFrame, roles: ColumnRoles, settings: StreamedTraining) -> PreparedData:
+    """A chunk checked as pipeline.train checks the table; the checks of the whole table
+    (rows left, two classes, two groups: _Counts; no empty column) follow the last chunk."""
+    return prepare(
+        chunk, roles, drop_missing=settings.drop_missing, inf_as_missing=settings.inf_as_missing,
+        first_row=int(chunk.index[0]), chunk=True,
+    )  # fmt: skip
+
+
+@dataclass
+class _Counts:
+    """What the whole table's checks need of its prepared rows."""
+
+    rows: int = 0
+    dropped: int = 0
+    positives: int = 0
+    weight: float = 0.0
+    groups: frozenset = frozenset()
+    held_out: int = 0
+
+    def add(self, data: PreparedData) -> None:
+        self.rows += len(data.y)
+        self.positives += int(data.y.sum())
+        self.weight += 0.0 if data.weights is None else float(data.weights.sum())
+        self.groups = self.groups | set(np.unique(data.groups).tolist())
+
+    def check(self, roles: ColumnRoles, split: _Split) -> None:
+        check_rows_left(roles, rows=self.rows, weight_total=self.weight if roles.weight is not None else None)
+        check_classes(roles, positives=self.positives, rows=self.rows)
+        check_groups(roles, sorted(self.groups))
+        if split.test_size is not None and self.held_out == 0:
+            raise ParameterError(MSG_NONE_HELD_OUT, got=split.test_size, rows=self.rows)
+
+
+MSG_NONE_HELD_OUT = (
+    "{test_size} {got} held out none of the {rows} rows (each row is held out by a draw of its own); "
+    "raise it, or train without it"
+)
+
+
+def _fitted_encoder(
+    table: TableChunks, roles: ColumnRoles, settings: StreamedTraining, split: _Split, directory: Path
+) -> tuple[TabularEncoder, _Counts]:
+    """The encoder fitted on every prepared training row, in one pass, and their counts."""
+    counts = _Counts()
+    with StreamedEncoderFit(directory) as fit:
+        for chunk in table:
+            data = _prepared(chunk, roles, settings)
+            counts.dropped += data.rows_dropped
+            training, held_out = split.parts(data)
+            fit.add(training.features)
+            counts.add(training)
+            counts.held_out += 0 if held_out is None else len(held_out.y)
+        counts.check(roles, split)
+        empty = fit.empty_column()
+        if empty is not None:
+            raise ParameterError(MSG_ALL_MISSING, column=empty)
+        return fit.encoder(), counts
+
+
+@dataclass
+class _TrainingRows:
+    labels: np.ndarray
+    """1 for the positive class, else 0 (int8)."""
+    codes: np.ndarray
+    """Each row's group, as an index into ``groups``."""
+    groups: np.ndarray
+    """The groups, sorted."""
+    weights: np.ndarray | None
+
+
+class _RowSink:
+    """Encoded rows written to a cache, with each row's label, group and weight kept."""
+
+    def __init__(self, cache: EncodedCache, *, positive_weight_only: bool):
+        self.cache, self.positive_weight_only = cache, positive_weight_only
+        self.weight_column: str | None = None
+        self.labels: list[np.ndarray] = []
+        self.codes: list[np.ndarray] = []
+        self.weights: list[np.ndarray] = []
+        self.seen: dict[str, int] = {}
+        self.reports: list[EncodingReport] = []
+
+    def add(self, X: np.ndarray, data: PreparedData, report: EncodingReport) -> None:
+        # Rows of weight 0 train nothing (fit leaves them out); held out, they are evaluated.
+        keep = slice(None) if data.weights is None or not self.positive_weight_only else data.weights > 0
+        self.cache.append(X[keep])
+        self.labels.append(data.y[keep].astype(np.int8))
+        self.codes.append(_group_codes(self.seen, data.groups[keep]))
+        if data.weights is not None:
+            self.weights.append(data.weights[keep])
+        self.weight_column = data.weight_column
+        self.reports.append(report)
+
+    def rows(self) -> _TrainingRows:
+        names = np.array(list(self.seen), dtype=str)
+        # fit_blocks takes the groups sorted, as fit sorts them.
+        rank = np.empty(len(names), dtype=np.int32)
+        rank[np.argsort(names)] = np.arange(len(names), dtype=np.int32)
+        return _TrainingRows(
+            labels=_joined(self.labels), codes=rank[_joined(self.codes)], groups=np.sort(names),
+            weights=_joined(self.weights) if self.weights else None,
+        )  # fmt: skip
+
+
+def _encoded_rows(
+    table: TableChunks,
+    roles: ColumnRoles,
+    encoder: TabularEncoder,
+    caches: tuple[EncodedCache, EncodedCache],
+    settings: StreamedTraining,
+    split: _Split,
+) -> tuple[_TrainingRows, _RowSink]:
+    """Encode every prepared training row of positive weight into the first cache and
+    every held-out row into the second; the training rows' labels, groups and weights, and
+    what was kept of the held-out rows."""
+    training = _RowSink(caches[0], positive_weight_only=True)
+    held_out = _RowSink(caches[1], positive_weight_only=False)
+    for chunk in table:
+        for sink, data in zip((training, held_out), split.parts(_prepared(chunk, roles, settings))):
+            if data is not None:
+                X, report = encoder.transform(data.features, inf_as_missing=settings.inf_as_missing)
+                sink.add(X, data, report)
+    return training.rows(), held_out
+
+
+def _held_out_evaluation(
+    estimator: "SQNNClassifier", cache: EncodedCache, sink: _RowSink, encoder: TabularEncoder, settings: StreamedTraining
+) -> Evaluation:
+    """pipeline.train's evaluation of the held-out rows, scored a block at a time."""
+    encoding = merged_encoding(sink.reports, encoder.input_columns)
+    rows = sink.rows()
+    scores = np.concatenate([estimator.predict_proba(cache.block(index))[:, 1] for index in range(cache.n_blocks)])
+    return evaluation_of_scores(
+        estimator, scores, rows.labels.astype(np.int64), rows.groups[rows.codes], encoding, rows_dropped=0,
+        threshold=settings.threshold, min_group_size=settings.min_group_size, weights=rows.weights,
+        weight_column=sink.weight_column,
+    )  # fmt: skip
