@@ -636,6 +636,9 @@ def train(
         Optional[bool],
         typer.Option(
             "--stream/--no-stream",
+            # A panel of its own: its second name would take a column in the main one,
+            # squeezing every option's help there to a few letters at 80 columns.
+            rich_help_panel="Tables larger than memory",
             help="Read the table a chunk at a time and train from an encoded temporary file (in TMPDIR), in memory "
             "bounded by a chunk, not by the table \\[default: only for files over 256 MiB].",
             show_default=False,
