@@ -4,7 +4,7 @@ Usage (from the repository root, after `pip install -e '.[test]'`; fairlearn is 
 extra):
 
     python benchmarks/process_speed.py [--rounds 3] [--skip-sweep] [--sweep-jobs 1]
-        [--out benchmarks/process_speed.json]
+        [--peer-threads 1] [--out benchmarks/process_speed.json]
 
 Each round runs, one after the other, in child processes under GNU time (wall, user and
 system CPU seconds, peak RSS):
@@ -14,8 +14,8 @@ system CPU seconds, peak RSS):
      benchmarks/peers.py encodes it, with sqnn's hidden widths (64, 64, leaky_relu), 30
      epochs, batch 256 and learning rate (benchmarks/peers.py: adversarial_classifier):
      the seconds of its `fit` alone, timed inside the child after an untimed one-epoch
-     warm-up fit on 512 rows (torch's one-time start-up), on one torch thread (see
-     FAIRLEARN_FIT), so the peer is timed at its best;
+     warm-up fit on 512 rows (torch's one-time start-up), on --peer-threads torch threads
+     (one by default, see FAIRLEARN_FIT), so the peer is timed at its best;
   3. unless --skip-sweep, the default `sqnn sweep-gamma sample_data/adult.csv.gz
      --sensitive sex --out TMP` (11 gammas x 3 folds, 33 models; --sweep-jobs workers).
 Goals (issue 17): fairlearn's fit / the sqnn train process >= 3 (median of the rounds);
@@ -39,12 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed_scale import GNU_TIME, machine, sqnn_command  # noqa: E402
 
 DATA = "sample_data/adult.csv.gz"
-# One torch thread for the peer, as sqnn takes for matrices this small: with torch's
+# One torch thread for the peer by default, as sqnn takes for matrices this small: with torch's
 # default two, fairlearn's fit took 245 s instead of 10 s beside other work (load 5), its
 # OpenMP threads spinning against the other processes (issue 12's oversubscription).
 FAIRLEARN_FIT = """
 import sys, time, torch
-torch.set_num_threads(1)
+if int(sys.argv[2]) > 0:
+    torch.set_num_threads(int(sys.argv[2]))
 sys.path.insert(0, "benchmarks")
 from peers import _f64, adversarial_classifier, encode, load_adult
 from pathlib import Path
@@ -79,7 +80,7 @@ def timed(command: list[str]) -> dict[str, Any]:
 
 def one_round(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     train = timed([*sqnn_command(), "train", DATA, "--sensitive", "sex", "--out", str(workdir / "model"), "--overwrite"])
-    fairlearn = timed([sys.executable, "-c", FAIRLEARN_FIT, DATA])
+    fairlearn = timed([sys.executable, "-c", FAIRLEARN_FIT, DATA, str(args.peer_threads)])
     fairlearn["fit_s"] = float(fairlearn.pop("stdout").split()[-1])
     result = {"train": train, "fairlearn": fairlearn}
     if not args.skip_sweep:
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-sweep", action="store_true")
     parser.add_argument("--sweep-jobs", type=int, default=1)
+    parser.add_argument("--peer-threads", type=int, default=1, help="torch threads for fairlearn's fit; 0: torch's default")
     parser.add_argument("--out", default="benchmarks/process_speed.json")
     args = parser.parse_args()
     rounds = []
