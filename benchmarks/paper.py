@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
 
-    # COMPAS in full: 4 methods, 11 gammas, 3 outer folds (the run in RESULTS.md)
+    # COMPAS in full: 4 methods, 11 gammas, 3 outer folds, 2 inner folds (RESULTS.md)
     python benchmarks/paper.py --datasets compas --jobs 2
 
     # a smoke run (a minute)
@@ -13,9 +13,10 @@ Options: --datasets (compas,adult,bank; peers.py's loaders, so COMPAS is the pap
 protocol: African-American and Caucasian rows, S = race), --methods
 (bernoulli,joint,adversarial,vfae), --objectives (independence; separation too if
 asked), --gammas (comma list, default 0,0.1,...,1), --epochs (default sqnn's), --outer-folds
-(3), --audit-trees (100; the paper's forest had 1000, fewer keeps the run affordable,
-0 skips the audit), --jobs (fits side by side, one thread each), --out (JSON, default
-benchmarks/paper.json), --plots (folder of the PNGs, default benchmarks/).
+(3), --inner-folds (2; 0 for none), --audit-trees (100; the paper's forest had 1000,
+fewer keeps the run affordable, 0 skips the audit), --jobs (fits side by side, one
+thread each), --out (JSON, default benchmarks/paper.json), --plots (folder of the PNGs,
+default benchmarks/).
 
 Protocol (DESIGN.md §5, through peers.py's helpers): outer StratifiedKFold on y (seed
 0); the encoder is fitted on the training part only; S is never a feature. Every
@@ -27,9 +28,15 @@ and is scored on the test part's (ADRG = |accuracy - majority share|, RF AUC).
 
 Figure 3: Pearson and Spearman of gamma with 1-GPA, 1-AUDC, 1-EO and AUC over the
 per-gamma means of the outer folds. Figures 2 and 4: each method's per-gamma means in
-the (AUC, 1-GPA), (AUC, 1-AUDC), (AUC, 1-ADRG) and (AUC, RF AUC) planes; each method's
-best gamma by the paper's L1 rule is chosen on those outer-fold means, which is
-optimistic (the test folds choose it): no inner folds here.
+the (AUC, 1-GPA), (AUC, 1-AUDC), (AUC, 1-ADRG) and (AUC, RF AUC) planes. Each method's
+best gamma by the paper's L1 rule is chosen twice: on those outer-fold means, which is
+optimistic (the test folds choose it; the star in the plots), and, without the test
+folds, on --inner-folds stratified inner folds of each outer training part (seed 0, as
+peers.py splits them): every gamma is also fitted on each inner fold's fitting rows and
+scored (and audited) on its held-out rows, each outer fold takes the gamma whose means
+over its inner folds are L1-closest to the ideal point, and that gamma's fit on the
+outer training part is scored on the outer test fold (the open diamond in the plots).
+Each outer fold may take its own gamma.
 
 The JSON is written after every fit. A run resumes: fits already in --out with the same
 settings are kept and not redone, so runs on different datasets add up in one file.
@@ -38,6 +45,7 @@ settings are kept and not redone, so runs on different datasets add up in one fi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing
@@ -50,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.model_selection import StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import (  # noqa: E402 -- benchmarks/ is not a package
@@ -97,9 +106,14 @@ class Task:
     objective: str
     gamma: float
     fold: int
+    # None: fitted on the outer training part, scored on the outer test fold. k: fitted on
+    # inner fold k's fitting rows of the outer training part, scored on its held-out rows,
+    # for choosing the best gamma without the test fold.
+    inner: int | None = None
 
     def label(self) -> str:
-        return f"[{self.dataset} fold {self.fold}] {self.method}/{self.objective} gamma={self.gamma:g}"
+        where = f"fold {self.fold}" + ("" if self.inner is None else f" inner {self.inner}")
+        return f"[{self.dataset} {where}] {self.method}/{self.objective} gamma={self.gamma:g}"
 
 
 def fit_sqnn(task: Task, X, y, s, epochs: int | None) -> Fitted:
@@ -122,12 +136,34 @@ def fit_sqnn(task: Task, X, y, s, epochs: int | None) -> Fitted:
     )
 
 
+@functools.cache
+def inner_folds(dataset: str, n_outer: int, fold: int, n_inner: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fitting rows, held-out rows) of each inner fold of an outer training part, as row
+    numbers of the whole dataset; split as peers.py's inner selection splits it."""
+    _, y, _ = load(dataset)
+    train_idx, _ = outer_folds(dataset, n_outer)[fold]
+    splitter = StratifiedKFold(n_splits=n_inner, shuffle=True, random_state=SEED)
+    return [
+        (train_idx[fit], train_idx[held_out])
+        for fit, held_out in splitter.split(np.zeros(len(train_idx)), y[train_idx])
+    ]
+
+
+def rows_of(task: Task, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a task fits on and the rows it is scored on."""
+    if task.inner is None:
+        return outer_folds(task.dataset, settings["outer_folds"])[task.fold]
+    return inner_folds(
+        task.dataset, settings["outer_folds"], task.fold, settings["inner_folds"]
+    )[task.inner]
+
+
 def run_task(task: Task, settings: dict) -> dict:
     record: dict[str, Any] = {**asdict(task), **settings}
     started = time.perf_counter()
     try:
         features, y, s = load(task.dataset)
-        train_idx, test_idx = outer_folds(task.dataset, settings["outer_folds"])[task.fold]
+        train_idx, test_idx = rows_of(task, settings)
         X_train, X_test = encode(features.iloc[train_idx], features.iloc[test_idx])
         fitted = fit_sqnn(task, X_train, y[train_idx], s[train_idx], settings["epochs"])
         record["fit_seconds"] = time.perf_counter() - started
@@ -161,11 +197,12 @@ def settings_of(args) -> dict:
         "epochs": args.epochs,
         "outer_folds": args.outer_folds,
         "audit_trees": args.audit_trees,
+        "inner_folds": args.inner_folds,
     }
 
 
 def key_of(record: dict) -> tuple:
-    return tuple(
+    base = tuple(
         record[k]
         for k in (
             "dataset",
@@ -178,6 +215,10 @@ def key_of(record: dict) -> tuple:
             "audit_trees",
         )
     )
+    # An outer fit does not depend on the inner folds, so records written before inner
+    # folds existed (no "inner" key) still count as done.
+    inner = record.get("inner")
+    return base + ((None, None) if inner is None else (inner, record["inner_folds"]))
 
 
 SLOW_FIRST = {"joint": 0, "vfae": 1, "adversarial": 2, "bernoulli": 3}
@@ -185,12 +226,13 @@ SLOW_FIRST = {"joint": 0, "vfae": 1, "adversarial": 2, "bernoulli": 3}
 
 def plan(args, done: set) -> list[Task]:
     tasks = [
-        Task(dataset, method, objective, gamma, fold)
+        Task(dataset, method, objective, gamma, fold, inner)
         for dataset in args.datasets
         for method in args.methods
         for objective in args.objectives
         for gamma in args.gammas
         for fold in range(args.outer_folds)
+        for inner in (None, *range(args.inner_folds))
     ]
     todo = [
         t for t in tasks if key_of({**asdict(t), **settings_of(args)}) not in done
@@ -288,8 +330,11 @@ PLANES = {
 
 
 def best_by_l1(records: list[dict], key: str, distance) -> dict | None:
-    """The gamma whose outer-fold means are closest to the ideal point (optimistic:
-    the test folds choose it)."""
+    """The gamma whose means over `records`' folds are closest to the ideal point. Over
+    the outer folds' test scores this is optimistic (the test folds choose it); over
+    one outer fold's inner folds it is not (`best_on_inner_folds`)."""
+    if not records:
+        return None
     gammas, aucs = per_gamma_means(records, "auc")
     _, values = per_gamma_means(records, key)
     d = np.array([distance(a, v) for a, v in zip(aucs, values)])
@@ -309,10 +354,39 @@ def best_by_l1(records: list[dict], key: str, distance) -> dict | None:
     }
 
 
-def groups_of(records: list[dict]) -> dict[tuple, list[dict]]:
+def best_on_inner_folds(
+    inner_records: list[dict], outer_records: list[dict], key: str, distance
+) -> dict | None:
+    """Each outer fold's best gamma by the L1 rule on the means over its inner folds
+    (fits on part of its training part, scored on the rest), then that gamma's figures
+    on the fold's test part; mean ± std over the outer folds, and the L1 distance of
+    those means. The test folds choose nothing."""
+    gammas, chosen = [], []
+    for fold in sorted({r["fold"] for r in outer_records}):
+        best = best_by_l1([r for r in inner_records if r["fold"] == fold and key in r], key, distance)
+        if best is None:
+            continue
+        outer = [r for r in outer_records if r["fold"] == fold and r["gamma"] == best["gamma"] and key in r]
+        if outer:
+            gammas.append(best["gamma"])
+            chosen.append(outer[0])
+    if not chosen:
+        return None
+    means = {k: float(np.mean([r[k] for r in chosen])) for k in ("auc", key)}
+    return {
+        "gammas": gammas,
+        **means,
+        "distance": float(distance(means["auc"], means[key])),
+        "std": {k: float(np.std([r[k] for r in chosen])) for k in ("auc", key)},
+    }
+
+
+def groups_of(records: list[dict], inner: bool = False) -> dict[tuple, list[dict]]:
+    """Finished fits by (dataset, method, objective): the outer fits, or (inner=True) the
+    inner-fold fits."""
     grouped: dict[tuple, list[dict]] = {}
     for r in records:
-        if "error" not in r:
+        if "error" not in r and (r.get("inner") is not None) == inner:
             grouped.setdefault((r["dataset"], r["method"], r["objective"]), []).append(r)
     return grouped
 
@@ -338,7 +412,9 @@ def draw(path: Path, panels: int, width: float, height: float, draw_panel) -> Pa
     return path
 
 
-def plot_planes(dataset: str, grouped: dict, figure: str, folder: Path) -> Path | None:
+def plot_planes(dataset: str, grouped: dict, figure: str, folder: Path, inner: dict | None = None) -> Path | None:
+    """Each method's per-gamma means, its outer-means L1-best gamma starred and, where
+    inner-fold fits exist, the figures of the inner folds' choice as an open diamond."""
     series = of_dataset(grouped, dataset)
     panels = PLANES[figure]
 
@@ -356,6 +432,9 @@ def plot_planes(dataset: str, grouped: dict, figure: str, folder: Path) -> Path 
                 ax.plot(best["auc"], transform(best[key]), "*", ms=14, color=line.get_color(), mec="k")
                 if best_overall is None or best["distance"] < best_overall["distance"]:
                     best_overall = best
+            chosen = best_on_inner_folds((inner or {}).get((dataset, method, objective), []), records, key, distance)
+            if chosen:
+                ax.plot(chosen["auc"], transform(chosen[key]), "D", ms=8, mfc="none", color=line.get_color())
         if best_overall and key != "leakage_auc":
             # Points of equal L1 distance to (1, 1): x + y = const; drawn inside the data's box.
             total = best_overall["auc"] + transform(best_overall[key])
@@ -450,14 +529,46 @@ def best_table(dataset: str, grouped: dict) -> str:
     return "\n".join(lines)
 
 
+def inner_table(dataset: str, grouped: dict, inner: dict) -> str:
+    lines = table_head(
+        f"Figures 2 and 4, {dataset}: each method's gamma chosen by the L1 rule on the inner"
+        " folds of each outer training part, scored on that outer fold's test part; mean ±"
+        " std over the outer folds (the outer-means choice's L1 distance, optimistic, beside it)",
+        ("method", "objective", "plane", "gamma per outer fold", "AUC", "metric", "L1 distance", "optimistic L1"),
+    )
+    for (method, objective), records in of_dataset(grouped, dataset):
+        inner_records = inner.get((dataset, method, objective), [])
+        for figure in ("fig2", "fig4"):
+            for title, key, _, distance in PLANES[figure]:
+                best = best_on_inner_folds(inner_records, records, key, distance)
+                if best is None:
+                    continue
+                optimistic = best_by_l1(records, key, distance)
+                lines.append(
+                    f"| {PAPER_NAMES[method]} | {objective} | {title} | "
+                    + ", ".join(f"{g:g}" for g in best["gammas"])
+                    + f" | {best['auc']:.3f} ± {best['std']['auc']:.3f} | "
+                    f"{key} {best[key]:.3f} ± {best['std'][key]:.3f} | {best['distance']:.3f} | "
+                    f"{optimistic['distance']:.3f} |"
+                )
+    return "\n".join(lines)
+
+
 def summary(output: dict) -> dict:
     grouped = groups_of(output["records"])
+    inner = groups_of(output["records"], inner=True)
     return {
         f"{ds}/{method}/{objective}": {
             "fits": len(records),
             "correlations": correlations(records),
             "best": {
                 title: best_by_l1(records, key, distance)
+                for figure in PLANES.values()
+                for title, key, _, distance in figure
+                if any(key in r for r in records)
+            },
+            "best_on_inner_folds": {
+                title: best_on_inner_folds(inner.get((ds, method, objective), []), records, key, distance)
                 for figure in PLANES.values()
                 for title, key, _, distance in figure
                 if any(key in r for r in records)
@@ -486,6 +597,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--gammas", default=",".join(f"{g:g}" for g in DEFAULT_GAMMAS))
     parser.add_argument("--epochs", type=int, default=None, help="default: sqnn's")
     parser.add_argument("--outer-folds", type=int, default=3)
+    parser.add_argument(
+        "--inner-folds",
+        type=int,
+        default=2,
+        help="inner folds of each outer training part that choose each method's best gamma (0: none)",
+    )
     parser.add_argument("--audit-trees", type=int, default=100, help="0: no audit")
     parser.add_argument("--jobs", type=int, default=2, help="fits side by side, one thread each")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "paper.json")
@@ -500,8 +617,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--gammas: not a comma list of numbers: {args.gammas!r}")
     if not args.gammas or not all(0.0 <= g <= 1.0 for g in args.gammas):
         parser.error("--gammas: give numbers in [0, 1]")
-    if args.jobs < 1 or args.outer_folds < 2 or args.audit_trees < 0:
-        parser.error("--jobs must be positive, --outer-folds at least 2, --audit-trees >= 0")
+    bad_inner = args.inner_folds == 1 or args.inner_folds < 0
+    if args.jobs < 1 or args.outer_folds < 2 or args.audit_trees < 0 or bad_inner:
+        parser.error(
+            "--jobs must be positive, --outer-folds at least 2, --inner-folds 0 or at least 2, --audit-trees >= 0"
+        )
     return args
 
 
@@ -523,17 +643,20 @@ def main(argv=None) -> int:
     write_json(args.out, output)
 
     grouped = groups_of(output["records"])
+    inner = groups_of(output["records"], inner=True)
     args.plots.mkdir(parents=True, exist_ok=True)
     for dataset in args.datasets:
         for path in (
-            plot_planes(dataset, grouped, "fig2", args.plots),
-            plot_planes(dataset, grouped, "fig4", args.plots),
+            plot_planes(dataset, grouped, "fig2", args.plots, inner),
+            plot_planes(dataset, grouped, "fig4", args.plots, inner),
             plot_gamma(dataset, grouped, args.plots),
         ):
             if path:
                 print(f"Wrote {path}", file=sys.stderr)
         print(correlation_table(dataset, grouped), end="\n\n")
         print(best_table(dataset, grouped), end="\n\n")
+        if any(ds == dataset for ds, _, _ in inner):
+            print(inner_table(dataset, grouped, inner), end="\n\n")
     failed = [r for r in output["records"] if "error" in r]
     print(f"Wall time {run['wall_seconds']:.0f} s, {args.jobs} fits side by side. Failed fits: {len(failed)}. Command: `{command}`.")
     return 0

@@ -8,6 +8,10 @@ fairlearn):
     # issue 16's run in RESULTS.md: both COMPAS protocols, every default method
     python benchmarks/peers.py --datasets compas,compas_all --out benchmarks/peers_regimes.json
 
+    # issue 16's per-metric selection run in RESULTS.md (one dataset shown)
+    python benchmarks/peers.py --datasets bank --selection per-metric --sweep-steps 0 \
+        --audit-trees 100 --jobs 2 --out benchmarks/peers_per_metric_bank.json
+
     # a smoke run (a minute)
     python benchmarks/peers.py --datasets compas --outer-folds 2 --epochs 2 --quick \
         --audit-trees 20 --sweep-steps 3 --out /tmp/peers-smoke.json
@@ -16,7 +20,8 @@ Options: --datasets (compas,compas_all,adult,bank), --outer-folds (3), --inner-f
 --epochs (neural methods; default sqnn's), --methods (comma list of METHODS
 below), --quick (one or two configurations per method), --audit-trees (1000; 0
 skips the audit), --sweep-steps (11; 0 skips the sweep), --jobs (tasks side by
-side, default the CPU count), --out (JSON, default benchmarks/peers.json).
+side, default the CPU count), --selection (criterion, the default, or per-metric: see
+below), --out (JSON, default benchmarks/peers.json).
 
 Datasets: `compas` is the paper's protocol (African-American and Caucasian rows only,
 S = race); `compas_all` keeps every race, S = African-American against the rest.
@@ -32,6 +37,11 @@ folds of the training part by the paper's criterion, AUC + (1 - GPA) + (1 - AUDC
 averaged over the inner folds (a configuration that breaks the method scores -inf);
 the best one is refitted on the whole training part and scored once on the outer
 test fold, which is never used for selection. Metrics come from `sqnn_cli.metrics`.
+With --selection per-metric, each method with a grid is also read column by column: the
+dGPA column from the configuration with the lowest inner-fold mean dGPA and the dAUDC
+column from the one with the lowest inner-fold mean dAUDC, every method alike, from the
+same inner fits; each configuration so chosen is refitted on the training part (once,
+if it is the criterion's or both columns'), and an extra table per regime reports it.
 sqnn's selected models are also audited: a forest of --audit-trees trees learns S
 from the training part's sampled codes and is scored on the test part's (ADRG,
 leakage AUC). Separately, default sqnn is trained at each gamma of the default
@@ -522,10 +532,18 @@ def criterion(result) -> float:
     return value if math.isfinite(value) else -math.inf
 
 
+# What a configuration is chosen by: the paper's criterion (largest), or, with
+# --selection per-metric, the very metric a column reports (smallest).
+SELECTIONS = ("criterion", "per-metric")
+PER_METRIC = ("d_gpa", "d_audc")
+
+
 def select(
     method: Method, grid, features, y, s, inner_folds: int, epochs: int
 ) -> tuple[dict, list[dict]]:
-    """Pick a configuration on inner folds of the training part; never sees the test fold."""
+    """Pick a configuration on inner folds of the training part; never sees the test fold.
+    Each trial keeps its inner-fold means of every metric, so a per-metric choice
+    (`choose`) reads the same fits."""
     if len(grid) == 1:
         return grid[0], []  # nothing to choose, so no reason to pay for inner fits
     splitter = StratifiedKFold(n_splits=inner_folds, shuffle=True, random_state=SEED)
@@ -534,29 +552,46 @@ def select(
     for config in grid:
         trial: dict[str, Any] = {"config": config}
         try:
-            scores = []
+            results = []
             for fit_idx, val_idx in inner_splits:
                 X_fit, X_val = encode(features.iloc[fit_idx], features.iloc[val_idx])
                 fitted = method.fit(config, X_fit, y[fit_idx], s[fit_idx], epochs)
-                result = evaluate_scores(
-                    y[val_idx],
-                    fitted.score(X_val, s[val_idx]),
-                    sensitive_features=s[val_idx],
+                results.append(
+                    evaluate_scores(
+                        y[val_idx],
+                        fitted.score(X_val, s[val_idx]),
+                        sensitive_features=s[val_idx],
+                    )
                 )
-                scores.append(criterion(result))
-            trial["inner_criterion"] = float(np.mean(scores))
+            trial["inner_criterion"] = float(np.mean([criterion(r) for r in results]))
+            trial["inner_means"] = {
+                name: float(np.mean([getattr(r, name) for r in results]))
+                for name in METRICS
+            }
         except Exception as error:  # noqa: BLE001 -- a configuration that breaks the peer (e.g. NaN training) loses, the others still compete
             trial.update(
                 inner_criterion=-math.inf, error=f"{type(error).__name__}: {error}"
             )
         trials.append(trial)
-    best = max(trials, key=lambda t: t["inner_criterion"])
-    if not math.isfinite(best["inner_criterion"]):
+    if not any(math.isfinite(t["inner_criterion"]) for t in trials):
         raise RuntimeError(
             "every configuration failed: "
             + "; ".join(t.get("error", "") for t in trials)
         )
-    return best["config"], trials
+    return choose(trials, "criterion"), trials
+
+
+def choose(trials: list[dict], by: str) -> dict:
+    """The configuration of the trial with the largest inner criterion (by="criterion")
+    or the smallest inner-fold mean of the metric `by` names (a d_gpa or d_audc: lower
+    is better). A failed trial, or one whose mean is NaN, never wins; ties go to the
+    earlier configuration of the grid."""
+    if by == "criterion":
+        values = [t["inner_criterion"] for t in trials]
+    else:
+        values = [-t.get("inner_means", {}).get(by, math.nan) for t in trials]
+    values = [v if math.isfinite(v) else -math.inf for v in values]
+    return trials[int(np.argmax(values))]["config"]
 
 
 @functools.cache
@@ -594,6 +629,18 @@ def audit_codes(fitted: Fitted, X_train, X_test, s_train, s_test, trees: int) ->
     return {"adrg": audit.adrg, "leakage_auc": audit.leakage_auc}
 
 
+def fit_and_score(method: Method, config: dict, parts, epochs) -> tuple[Fitted, dict]:
+    """Fit one configuration on the outer training part; its test-fold scores."""
+    X_train, X_test, y_train, y_test, s_train, s_test = parts
+    started = time.perf_counter()
+    fitted = method.fit(config, X_train, y_train, s_train, epochs)
+    seconds = time.perf_counter() - started
+    result = evaluate_scores(
+        y_test, fitted.score(X_test, s_test), sensitive_features=s_test
+    )
+    return fitted, {"fit_seconds": seconds, **scores_of(result)}
+
+
 def run_method(method: Method, dataset: str, fold: int, args) -> dict:
     features, y, s = load(dataset)
     train_idx, test_idx = outer_folds(dataset, args.outer_folds)[fold]
@@ -614,20 +661,38 @@ def run_method(method: Method, dataset: str, fold: int, args) -> dict:
         "selection_seconds": time.perf_counter() - started,
     }
     X_train, X_test = encode(features.iloc[train_idx], features.iloc[test_idx])
-    started = time.perf_counter()
-    fitted = method.fit(config, X_train, y[train_idx], s[train_idx], args.epochs)
-    record["fit_seconds"] = time.perf_counter() - started
-    result = evaluate_scores(
-        y[test_idx], fitted.score(X_test, s[test_idx]), sensitive_features=s[test_idx]
-    )
-    record.update(scores_of(result))
+    parts = (X_train, X_test, y[train_idx], y[test_idx], s[train_idx], s[test_idx])
+    fitted, scores = fit_and_score(method, config, parts, args.epochs)
+    record.update(scores)
     if fitted.codes is not None and args.audit_trees:
         record.update(
             audit_codes(
                 fitted, X_train, X_test, s[train_idx], s[test_idx], args.audit_trees
             )
         )
+    if args.selection == "per-metric":
+        record["by_metric"] = per_metric_records(method, trials, record, parts, args)
     return record
+
+
+def per_metric_records(method: Method, trials, record: dict, parts, args) -> dict:
+    """For each of d_gpa and d_audc, the configuration with the lowest inner-fold mean
+    of it, refitted on the outer training part and scored on the test fold. The inner
+    fits are `select`'s; a configuration already fitted on the outer part is not fitted
+    again."""
+    outer = {json.dumps(record["config"], sort_keys=True): scores_of_record(record)}
+    chosen = {}
+    for metric in PER_METRIC:
+        config = choose(trials, metric) if trials else record["config"]
+        key = json.dumps(config, sort_keys=True)
+        if key not in outer:
+            outer[key] = fit_and_score(method, config, parts, args.epochs)[1]
+        chosen[metric] = {"config": config, **outer[key]}
+    return chosen
+
+
+def scores_of_record(record: dict) -> dict:
+    return {k: record[k] for k in ("fit_seconds", *METRICS)}
 
 
 def run_sweep_point(dataset: str, fold: int, gamma: float, args) -> dict:
@@ -894,6 +959,71 @@ def goal_lines(summaries: dict[str, dict]) -> list[str]:
     return lines
 
 
+def per_metric_table(dataset: str, result: dict) -> str:
+    """--selection per-metric: per regime, each column reports the configuration chosen
+    on the inner folds by that column's own metric (every method alike), with the AUC
+    that configuration reached on the test folds, and the goal read off those columns."""
+    lines = [f"### {dataset}: each column's configuration chosen by its own metric"]
+    for sees_s, regime in REGIMES.items():
+        names = [
+            name
+            for name, records in result["methods"].items()
+            if METHODS[name].sees_s == sees_s
+            and any("by_metric" in r for r in records)
+        ]
+        if not names:
+            continue
+        chosen = {
+            name: {
+                metric: [
+                    r["by_metric"][metric]
+                    for r in result["methods"][name]
+                    if "by_metric" in r
+                ]
+                for metric in PER_METRIC
+            }
+            for name in names
+        }
+        lines += [
+            "",
+            f"Regime: the scorer {regime}.",
+            "",
+            *per_metric_rows(chosen),
+            "",
+        ]
+        summaries = {
+            name: {metric: summarise(rows)[metric] for metric, rows in by.items()}
+            for name, by in chosen.items()
+        }
+        lines += goal_lines(summaries)
+    return "\n".join(lines)
+
+
+def per_metric_rows(chosen: dict[str, dict[str, list[dict]]]) -> list[str]:
+    """Rows of method | dGPA's configuration(s) | dGPA | AUC there | the same for dAUDC."""
+    best = {
+        metric: min(summarise(by[metric])[metric][0] for by in chosen.values())
+        for metric in PER_METRIC
+    }
+    lines = [
+        "| method | dGPA chosen by dGPA | dGPA | AUC there | dAUDC chosen by dAUDC | dAUDC | AUC there |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, by in chosen.items():
+        cells = []
+        for metric in PER_METRIC:
+            summary = summarise(by[metric])
+            mean, std = summary[metric]
+            text = f"{mean:.3f} ± {std:.3f}"
+            cells += [
+                configurations(by[metric]),
+                f"**{text}**" if mean == best[metric] else text,
+                "{:.3f} ± {:.3f}".format(*summary["auc"]),
+            ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def sweep_table(dataset: str, records: list[dict]) -> str:
     """Fold means over the default gamma grid, and how dependably gamma moves GPA."""
     from scipy import stats
@@ -989,6 +1119,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--jobs", type=int, default=os.cpu_count() or 1, help="tasks run side by side"
     )
+    parser.add_argument(
+        "--selection",
+        choices=SELECTIONS,
+        default="criterion",
+        help="criterion: every column from the configuration with the best inner-fold "
+        "AUC + (1 - GPA) + (1 - AUDC); per-metric: also, per method, the dGPA and dAUDC "
+        "columns each from the configuration with the lowest inner-fold mean of that metric",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "peers.json")
     args = parser.parse_args(argv)
     for option, known in (("datasets", DATASETS), ("methods", METHODS)):
@@ -1024,7 +1162,12 @@ def main(argv=None) -> int:
             "seed": SEED,
             "quick": args.quick,
             "jobs": args.jobs,
-            "selection": "max mean over inner folds of AUC + (1 - GPA) + (1 - AUDC)",
+            "selection": "max mean over inner folds of AUC + (1 - GPA) + (1 - AUDC)"
+            + (
+                "; by_metric: min mean over inner folds of d_gpa, of d_audc"
+                if args.selection == "per-metric"
+                else ""
+            ),
             "grids": {
                 name: (METHODS[name].quick_grid if args.quick else METHODS[name].grid)
                 for name in args.methods
@@ -1049,6 +1192,8 @@ def main(argv=None) -> int:
 
     for name, result in output["datasets"].items():
         print(markdown_table(name, result), end="\n\n")
+        if args.selection == "per-metric":
+            print(per_metric_table(name, result), end="\n\n")
         if args.sweep_steps:
             print(sweep_table(name, result["sweep"]), end="\n\n")
     for name, note in output["protocol"]["notes"].items():

@@ -126,3 +126,110 @@ def test_tables_compare_sqnn_only_with_peers_of_its_information_regime(peers):
     assert (
         "- sqnn_bernoulli_s: d_gpa 0.250 vs best peer threshold_dp 0.100: loses by 0.150"
     ) in seen
+
+
+def _trial(gamma: float, criterion: float, d_gpa: float, d_audc: float) -> dict:
+    return {
+        "config": {"gamma": gamma},
+        "inner_criterion": criterion,
+        "inner_means": {"d_gpa": d_gpa, "d_audc": d_audc},
+    }
+
+
+def test_per_metric_selection_picks_each_metrics_argmin_and_criterion_its_argmax(peers):
+    trials = [
+        _trial(0.0, 2.10, 0.50, 0.36),
+        _trial(0.3, 2.30, 0.49, 0.33),  # the lowest dAUDC
+        _trial(0.8, 2.50, 0.42, 0.39),  # the best criterion and the lowest dGPA
+        _trial(0.9, 2.40, 0.45, 0.40),
+    ]
+
+    assert peers.choose(trials, "criterion") == {"gamma": 0.8}
+    assert peers.choose(trials, "d_gpa") == {"gamma": 0.8}
+    assert peers.choose(trials, "d_audc") == {"gamma": 0.3}
+
+
+def test_per_metric_selection_never_picks_a_failed_or_nan_trial(peers):
+    trials = [
+        {"config": {"eps": 0.01}, "inner_criterion": -float("inf"), "error": "boom"},
+        _trial(0.2, float("nan"), float("nan"), float("nan")),
+        _trial(0.4, 2.0, 0.60, 0.50),
+        _trial(0.6, 1.9, 0.60, 0.45),
+    ]
+
+    assert peers.choose(trials, "d_gpa") == {"gamma": 0.4}  # a tie: the earlier one
+    assert peers.choose(trials, "d_audc") == {"gamma": 0.6}
+    assert peers.choose(trials, "criterion") == {"gamma": 0.4}
+
+
+def test_per_metric_records_refit_only_configurations_not_yet_fitted_outside(peers):
+    X, y, s = _data()
+    fitted_configs = []
+
+    def fit(config, X_, y_, s_, epochs):
+        fitted_configs.append(config)
+        return peers.Fitted(lambda X__, s__: 1 / (1 + np.exp(-config["w"] * X__[:, 0])))
+
+    method = peers.Method("toy", [], [], fit)
+    parts = (X, X, y, y, s, s)
+    _, scores = peers.fit_and_score(method, {"w": 1.0}, parts, None)
+    record = {"config": {"w": 1.0}, **scores}
+    trials = [
+        {**_trial(0, 2.0, 0.5, 0.4), "config": {"w": 1.0}},  # criterion and dGPA
+        {**_trial(0, 1.9, 0.6, 0.3), "config": {"w": 2.0}},  # dAUDC
+    ]
+    fitted_configs.clear()
+
+    chosen = peers.per_metric_records(
+        method, trials, record, parts, SimpleNamespace(epochs=None)
+    )
+
+    assert fitted_configs == [{"w": 2.0}]  # the criterion's outer fit is reused
+    assert chosen["d_gpa"]["config"] == {"w": 1.0}
+    assert chosen["d_gpa"]["d_gpa"] == record["d_gpa"]
+    assert chosen["d_audc"]["config"] == {"w": 2.0}
+    # A method with nothing to choose reports its one fit in both columns.
+    assert peers.per_metric_records(
+        method, [], record, parts, SimpleNamespace(epochs=None)
+    ) == {
+        "d_gpa": {"config": {"w": 1.0}, **scores},
+        "d_audc": {"config": {"w": 1.0}, **scores},
+    }
+
+
+def test_per_metric_table_reads_each_column_from_its_own_choice_within_a_regime(peers):
+    def chosen(config_gpa, d_gpa, config_audc, d_audc):
+        return {
+            **_record(0.9, 0.9),  # the criterion's figures, not shown here
+            "by_metric": {
+                "d_gpa": {**_record(d_gpa, 0.9), "config": config_gpa},
+                "d_audc": {**_record(0.9, d_audc), "config": config_audc},
+            },
+        }
+
+    result = {
+        "methods": {
+            "sqnn_bernoulli": [chosen({"gamma": 0.8}, 0.42, {"gamma": 0.3}, 0.33)],
+            "advcls": [chosen({"gamma": 0.6}, 0.40, {"gamma": 0.8}, 0.36)],
+            "threshold_dp": [chosen({}, 0.10, {}, 0.10)],
+        }
+    }
+
+    table = peers.per_metric_table("toy", result)
+    unseen, seen = table.split("Regime: the scorer sees S.")
+
+    assert '| sqnn_bernoulli | {"gamma": 0.8} | 0.420 ± 0.000 |' in unseen
+    assert '| {"gamma": 0.3} | **0.330 ± 0.000** |' in unseen
+    assert (
+        "- sqnn_bernoulli: d_gpa 0.420 vs best peer advcls 0.400: loses by 0.020; "
+        "d_audc 0.330 vs best peer advcls 0.360: wins by 0.030"
+    ) in unseen
+    assert "threshold_dp" not in unseen and "| threshold_dp | fixed |" in seen
+
+
+def test_selection_defaults_to_the_papers_criterion_and_refuses_other_values(peers):
+    assert peers.parse_args([]).selection == "criterion"
+    assert peers.parse_args(["--selection", "per-metric"]).selection == "per-metric"
+    with pytest.raises(SystemExit) as exit_:
+        peers.parse_args(["--selection", "best"])
+    assert exit_.value.code == 2
