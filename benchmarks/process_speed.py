@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -84,8 +85,10 @@ def one_round(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     fairlearn["fit_s"] = float(fairlearn.pop("stdout").split()[-1])
     result = {"train": train, "fairlearn": fairlearn}
     if not args.skip_sweep:
+        # A fresh directory each round: a finished sweep's directory would only be resumed.
+        shutil.rmtree(workdir / "sweep", ignore_errors=True)
         sweep = [*sqnn_command(), "sweep-gamma", DATA, "--sensitive", "sex", "--out", str(workdir / "sweep")]
-        result["sweep"] = timed([*sweep, "--overwrite", "--n-jobs", str(args.sweep_jobs)])
+        result["sweep"] = timed([*sweep, "--n-jobs", str(args.sweep_jobs)])
     for run in result.values():
         run.pop("stdout", None)
     return result
