@@ -2,7 +2,7 @@
 
 Usage (from the repository root; needs a C++ compiler for inductor's CPU backend):
 
-    python benchmarks/compile_step.py [--steps 400] [--mode default]
+    python benchmarks/compile_step.py [--steps 400] [--mode default] [--floor-only]
 
 Times the default closed-form training step (training.closed_form_step with
 training.FlatAdam) on Adult-sized random data (48842 rows, 106 features, batch 256, one
@@ -10,6 +10,11 @@ torch thread), eager and through `torch.compile(mode=--mode)`: the compile (the 
 three compiled steps) and milliseconds per step after it, two passes of --steps each.
 A default `sqnn train` on Adult runs 5730 steps, so a compile pays only if it costs less
 than 5730 times the time it saves per step.
+
+It also times the floor no fusion removes: the step's matrix products alone (each of
+the four Linear layers' forward product and its two backward ones, bare `torch.mm` on
+one thread, best of 5 loops of 1000 steps) and their FLOP rate. `--floor-only` times
+only that.
 """
 
 from __future__ import annotations
@@ -25,14 +30,45 @@ from sqnn_cli.information import information_cells
 from sqnn_cli.training import FlatAdam, closed_form_step
 
 ROWS, FEATURES, BATCH = 48842, 106, 256
+LAYERS = [(FEATURES, 64), (64, 64), (64, 32), (32, 1)]  # sqnn's default network on Adult
+
+
+def products_floor() -> tuple[float, float]:
+    """(ms per step, GFLOP/s) of the step's matrix products alone."""
+    inputs = [torch.randn(BATCH, fan_in) for fan_in, _ in LAYERS]
+    weights = [torch.randn(fan_out, fan_in) for fan_in, fan_out in LAYERS]
+    grads = [torch.randn(BATCH, fan_out) for _, fan_out in LAYERS]
+
+    def products() -> None:
+        for x, w, g in zip(inputs, weights, grads):
+            torch.mm(x, w.t())  # forward
+            torch.mm(g.t(), x)  # the weights' gradient
+            torch.mm(g, w)  # the inputs' gradient
+
+    for _ in range(200):
+        products()
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(1000):
+            products()
+        best = min(best, (time.perf_counter() - started) / 1000)
+    flops = 6 * sum(fan_in * fan_out for fan_in, fan_out in LAYERS) * BATCH
+    return best * 1e3, flops / best / 1e9
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--mode", default="default")
+    parser.add_argument("--floor-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    floor_ms, floor_gflops = products_floor()
+    print(f"matrix products alone: {floor_ms:.3f} ms a step ({floor_gflops:.0f} GFLOP/s), "
+          f"{floor_ms * 5730 / 1e3:.2f} s over a default Adult train's 5730 steps")
+    if args.floor_only:
+        return
     rng = np.random.default_rng(0)
     X = torch.from_numpy(rng.normal(size=(ROWS, FEATURES)).astype(np.float32))
     y = torch.from_numpy((rng.random(ROWS) < 0.3).astype(np.float32))
